@@ -1,0 +1,1 @@
+"""restore package (see README)."""

@@ -1,0 +1,1 @@
+"""study package (see README)."""
