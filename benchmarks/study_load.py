@@ -1,0 +1,221 @@
+"""Load benchmark of the study app: answers/s and answer latency under gunicorn on loopback.
+
+For each backend (SQLite WAL file; PostgreSQL when ``--postgres URL`` or MDF_TEST_POSTGRES_URL
+is given) and each concurrency level (10/50/100 simultaneous simulated participants), a fresh
+database and a fresh gunicorn (``study.cli.gunicorn_argv``: 2 workers x 4 threads by default)
+serve a small real experiment; every participant opens the consent page, starts, and answers a
+HIT of 9 trials + 1 check through the JSON API (``study.simulate``, no image downloads). The
+client threads run on the same machine as the server, so the figures are a lower bound.
+
+Prints a Markdown table: answers/s over the whole run (consent + start + answers), and p50/p99
+latency of the answer POSTs, and the server's CPU time per answer (all gunicorn processes,
+including the consent page and HIT allocation each participant needs, divided by answers).
+Goal (issue 6): >= 500 answers/s and p99 < 50 ms.
+
+    python benchmarks/study_load.py [--levels 10,50,100] [--workers 2] [--threads 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from study.cli import gunicorn_argv
+from study.db import make_engine
+from study.models import metadata
+from study.simulate import simulate
+
+
+def _experiment(folder: Path) -> Path:
+    from skimage import data
+
+    entries = []
+    conds = ["l2", "ms_ssim_l1", "mdf"]
+    for name, arr in [("astronaut", data.astronaut()), ("coffee", data.coffee())]:
+        sub = folder / name
+        sub.mkdir(parents=True)
+        ref = Image.fromarray(arr).convert("RGB").resize((128, 128))
+        ref.save(sub / "reference.png")
+        outs = {}
+        for k, c in enumerate(conds):
+            ref.filter(ImageFilter.GaussianBlur(0.5 + k)).save(sub / f"{c}.png")
+            outs[c] = {
+                "path": f"{name}/{c}.png",
+                "sha256": hashlib.sha256((sub / f"{c}.png").read_bytes()).hexdigest(),
+            }
+        entries.append(
+            {
+                "id": name,
+                "width": 128,
+                "height": 128,
+                "outputs": outs,
+                "reference": {
+                    "path": f"{name}/reference.png",
+                    "sha256": hashlib.sha256((sub / "reference.png").read_bytes()).hexdigest(),
+                },
+            }
+        )
+    man = folder / "manifest.json"
+    man.write_text(
+        json.dumps(
+            {
+                "format": "mdf-triplets",
+                "version": 1,
+                "task": "bench",
+                "conditions": conds,
+                "images": entries,
+            }
+        )
+    )
+    return man
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of the live processes in process group ``pgid`` (Linux /proc)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields[2] is pgrp (field 5 of stat)
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def run_level(
+    db_url: str,
+    manifest: Path,
+    participants: int,
+    workers: int,
+    threads: int,
+    tmp: Path,
+    sqlite_synchronous: str = "FULL",
+) -> dict:
+    """One measurement: a fresh gunicorn on ``db_url``; returns answers/s and latencies (ms)."""
+    if db_url.startswith("postgresql"):
+        eng = make_engine(db_url)
+        metadata.drop_all(eng)
+        eng.dispose()
+    port = _port()
+    env = dict(
+        os.environ,
+        MDF_STUDY_SECRET_KEY="bench-" + "x" * 32,
+        MDF_STUDY_MANIFEST=str(manifest),
+        MDF_STUDY_DATABASE=db_url,
+        MDF_STUDY_INSTANCE=str(tmp / "inst"),
+        MDF_STUDY_PER_PAIR=str(max(10, participants * 9 // 6 + 9)),
+        MDF_STUDY_SQLITE_SYNCHRONOUS=sqlite_synchronous,
+    )
+    log = open(tmp / "gunicorn.log", "ab")  # noqa: SIM115 (closed in finally)
+    proc = subprocess.Popen(
+        gunicorn_argv("127.0.0.1", port, workers, threads) + ["--access-logfile", "/dev/null"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(url + "/healthz", timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise RuntimeError("gunicorn did not start; see " + str(tmp / "gunicorn.log"))
+                time.sleep(0.2)
+        cpu0 = _group_cpu_seconds(proc.pid)
+        t0 = time.perf_counter()
+        results = simulate(
+            url, participants, {}, careless_rate=0.0, concurrency=participants, seed=participants
+        )
+        wall = time.perf_counter() - t0
+        cpu = _group_cpu_seconds(proc.pid) - cpu0
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        log.close()
+    errors = [e for r in results for e in r.errors]
+    lat = np.array([x for r in results for x in r.latencies]) * 1000
+    n = sum(r.answers for r in results)
+    return {
+        "answers": n,
+        "errors": len(errors),
+        "answers_per_s": n / wall,
+        "server_cpu_ms": 1000 * cpu / max(n, 1),
+        "p50": float(np.percentile(lat, 50)),
+        "p99": float(np.percentile(lat, 99)),
+    }
+
+
+def main(argv=None) -> None:
+    """Run the benchmark and print a Markdown table (see the module docstring)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--levels", default="10,50,100")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--postgres", default=os.environ.get("MDF_TEST_POSTGRES_URL"))
+    ap.add_argument(
+        "--sqlite-synchronous",
+        default="FULL,NORMAL",
+        help="SQLite synchronous modes to measure (FULL: fsync per commit).",
+    )
+    args = ap.parse_args(argv)
+    levels = [int(x) for x in args.levels.split(",")]
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        manifest = _experiment(tmp / "exp")
+        backends = [
+            (f"SQLite (WAL, synchronous={mode})", None, mode)
+            for mode in args.sqlite_synchronous.split(",")
+            if mode
+        ]
+        if args.postgres:
+            backends.append(("PostgreSQL", args.postgres, "FULL"))
+        rows = []
+        for b, (name, url, mode) in enumerate(backends):
+            for k, n in enumerate(levels):
+                db = url or f"sqlite:///{tmp}/bench-{b}-{k}.sqlite3"
+                r = run_level(db, manifest, n, args.workers, args.threads, tmp, mode)
+                rows.append((name, n, r))
+                print(f"{name} @ {n}: {r}", file=sys.stderr)
+    print(
+        f"\ngunicorn {args.workers} workers x {args.threads} threads, loopback, "
+        f"{os.cpu_count()} CPU cores shared by server and clients\n"
+    )
+    print(
+        "| backend | participants | answers | errors | answers/s | p50 ms | p99 ms "
+        "| server CPU ms / answer |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, n, r in rows:
+        print(
+            f"| {name} | {n} | {r['answers']} | {r['errors']} | {r['answers_per_s']:.0f} | "
+            f"{r['p50']:.1f} | {r['p99']:.1f} | {r['server_cpu_ms']:.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

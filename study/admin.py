@@ -1,0 +1,189 @@
+"""The admin blueprint: a dashboard behind a token, live JND plot and data download.
+
+The token comes from ``ADMIN_TOKEN`` (instance config or ``MDF_STUDY_ADMIN_TOKEN``); without one
+every admin route answers 404. Log in through the form (session cookie, SameSite=Strict, CSRF
+token) or send ``Authorization: Bearer <token>`` for scripted downloads.
+
+- ``GET /admin/``: progress per image and pair, HITs completed/abandoned/excluded, check-failure
+  rate, median time per trial, and the JND plot.
+- ``GET /admin/stats.json``: the same figures as JSON.
+- ``GET /admin/jnd.png``: JND per condition with bootstrap 95% CIs from ``scaling``
+  (``pw_scale_bootstrap`` over observers, HITs that passed their checks).
+- ``GET /admin/export.csv?passed=1``: the long table (all rows, or passed checks only).
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import io
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+
+from .db import get_engine
+from .export import COLUMNS, export_rows, observer_matrices, summary
+from .security import admin_binding, check_csrf, csrf_token
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+def _token() -> str:
+    token = current_app.config.get("ADMIN_TOKEN")
+    if not token:
+        abort(404, "the admin dashboard is disabled (set ADMIN_TOKEN)")
+    return token
+
+
+def admin_required(view):
+    """Allow the view only for a logged-in admin session or a valid bearer token."""
+
+    @functools.wraps(view)
+    def wrapped(**kwargs):
+        token = _token()
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Bearer ") and hmac.compare_digest(auth[7:].encode(), token.encode()):
+            return view(**kwargs)
+        if session.get("admin") is True:
+            return view(**kwargs)
+        if auth:
+            abort(401)
+        return redirect(url_for("admin.login"))
+
+    return wrapped
+
+
+@bp.route("/login", methods=("GET", "POST"))
+def login():
+    """Log in with the admin token."""
+    token = _token()
+    error = None
+    if request.method == "POST":
+        check_csrf(request.form.get("csrf"), admin_binding())
+        given = request.form.get("token", "")
+        if hmac.compare_digest(given.encode(), token.encode()):
+            nonce = session.get("admin_nonce")
+            session.clear()
+            session["admin"] = True
+            session["admin_nonce"] = nonce
+            return redirect(url_for("admin.dashboard"))
+        error = "Wrong token."
+    return render_template("admin/login.html", csrf=csrf_token(admin_binding()), error=error), (
+        403 if error else 200
+    )
+
+
+@bp.post("/logout")
+def logout():
+    """End the admin session."""
+    check_csrf(request.form.get("csrf"), admin_binding())
+    session.clear()
+    return redirect(url_for("admin.login"))
+
+
+def _summary() -> dict:
+    return summary(
+        get_engine(),
+        current_app.extensions["study_experiment"],
+        current_app.extensions["study_settings"],
+    )
+
+
+@bp.get("/")
+@admin_required
+def dashboard():
+    """Progress, quality figures and the live JND plot."""
+    return render_template(
+        "admin/dashboard.html",
+        s=_summary(),
+        settings=current_app.extensions["study_settings"],
+        exp=current_app.extensions["study_experiment"],
+        csrf=csrf_token(admin_binding()),
+    )
+
+
+@bp.get("/stats.json")
+@admin_required
+def stats():
+    """The dashboard figures as JSON."""
+    return jsonify(_summary())
+
+
+@bp.get("/export.csv")
+@admin_required
+def export_csv():
+    """Download the long table; ``?passed=1`` keeps only HITs that passed their checks."""
+    import csv
+
+    passed = request.args.get("passed") == "1"
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(export_rows(get_engine(), passed_only=passed))
+    name = "comparisons-passed.csv" if passed else "comparisons-all.csv"
+    return Response(
+        buf.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f"attachment; filename={name}"},
+    )
+
+
+def jnd_figure(rows, conditions, n_samples: int, seed: int = 0):
+    """A matplotlib Figure of JND per condition with bootstrap 95% CIs (``scaling``).
+
+    Uses ``scaling.pw_scale_bootstrap`` on per-observer matrices summed over images (JND units,
+    mean 0). Returns (figure, message); the figure says why when there is too little data.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 3.2), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    message = None
+    MM, observers = observer_matrices(rows, list(conditions))
+    if len(observers) < 2:
+        message = "Not enough data yet (needs 2+ observers who passed their checks)."
+    else:
+        try:
+            import scaling
+
+            res = scaling.pw_scale_bootstrap(MM, n_samples=n_samples, alpha=0.05, seed=seed)
+            jod, low, high = (getattr(res, k) for k in ("jod", "low", "high"))
+            x = range(len(conditions))
+            ax.errorbar(x, jod, yerr=[jod - low, high - jod], fmt="o", capsize=4)
+            ax.set_xticks(list(x), list(conditions), rotation=30, ha="right")
+            ax.set_ylabel("quality (JND)")
+            ax.axhline(0, color="0.8", lw=0.8)
+            ax.set_title(f"{len(observers)} observers, {int(MM.sum())} comparisons, 95% CI")
+        except (ImportError, ValueError, RuntimeError, ArithmeticError) as exc:
+            # the plot must not take the dashboard down
+            message = f"JND scaling unavailable: {type(exc).__name__}: {exc}"
+    if message:
+        ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, transform=ax.transAxes)
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig, message
+
+
+@bp.get("/jnd.png")
+@admin_required
+def jnd_png():
+    """The live JND plot as PNG."""
+    exp = current_app.extensions["study_experiment"]
+    rows = export_rows(get_engine(), passed_only=True)
+    fig, _ = jnd_figure(rows, exp.conditions, int(current_app.config["ADMIN_BOOTSTRAP"]))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return Response(buf.getvalue(), mimetype="image/png", headers={"Cache-Control": "no-store"})

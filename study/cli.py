@@ -1,0 +1,312 @@
+"""``mdf study``: serve the study, create its database, export answers, run simulated observers.
+
+``mdf study serve --manifest m.json`` validates the manifest, creates (or checks) the database
+and runs the app under gunicorn (``--dev`` for Flask's development server). Settings are passed
+to the workers as ``MDF_STUDY_*`` environment variables, which ``create_app`` reads.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import click
+
+__all__ = ["cli", "db_url", "gunicorn_argv"]
+
+
+def db_url(value: str | None) -> str | None:
+    """A SQLAlchemy URL from ``--db``: a URL as is, or a file path as ``sqlite:///<abs path>``."""
+    if not value:
+        return None
+    if "://" in value:
+        return value
+    return "sqlite:///" + str(Path(value).resolve())
+
+
+def gunicorn_argv(host: str, port: int, workers: int, threads: int, proxies: int = 0) -> list[str]:
+    """The gunicorn command line that serves ``study:create_app()`` (documented production setup).
+
+    Threaded workers (``gthread``; plain ``sync`` workers when ``threads`` is 1); ``--forwarded-allow-ips`` is opened only when the app
+    trusts ``proxies`` reverse proxies (ProxyFix), otherwise forwarded headers are ignored.
+    """
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        "gthread" if threads > 1 else "sync",
+        "--threads",
+        str(threads),
+        "--timeout",
+        "60",
+        "--graceful-timeout",
+        "10",
+        "--access-logfile",
+        "-",
+        "--limit-request-line",
+        "4094",
+        "--limit-request-fields",
+        "50",
+        "--limit-request-field_size",
+        "8190",
+    ]
+    if proxies:
+        argv += ["--forwarded-allow-ips", "*"]
+    return argv + ["study:create_app()"]
+
+
+def _design_options(f):
+    opts = [
+        click.option(
+            "--manifest",
+            required=True,
+            type=click.Path(exists=True),
+            help="manifest.json from `mdf restore`, or a folder <image>/<condition>.png",
+        ),
+        click.option(
+            "--db",
+            "db",
+            default=None,
+            help="Database: a SQLite file path or a postgresql:// URL "
+            "(default: <instance>/study.sqlite3).",
+        ),
+        click.option(
+            "--instance",
+            type=click.Path(file_okay=False),
+            default="instance",
+            show_default=True,
+            help="Instance folder (config.py, SQLite file, secret).",
+        ),
+        click.option("--design", type=click.Choice(["full", "asap"]), default=None),
+        click.option(
+            "--per-pair",
+            type=int,
+            default=None,
+            help="Full design: comparisons per pair and image.",
+        ),
+        click.option("--trials", type=int, default=None, help="Comparisons per HIT (default 9)."),
+        click.option(
+            "--checks", type=int, default=None, help="Attention checks per HIT (default 1)."
+        ),
+        click.option("--practice/--no-practice", default=None, help="One practice trial first."),
+        click.option("--seed", type=int, default=None),
+        click.option("--max-hits-per-worker", type=int, default=None),
+        click.option(
+            "--asap-budget",
+            type=int,
+            default=None,
+            help="ASAP design: total comparisons to collect.",
+        ),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def _export_env(
+    manifest,
+    db,
+    instance,
+    design,
+    per_pair,
+    trials,
+    checks,
+    practice,
+    seed,
+    max_hits_per_worker,
+    asap_budget,
+) -> None:
+    env = {
+        "MANIFEST": str(Path(manifest).resolve()),
+        "DATABASE": db_url(db),
+        "DESIGN": design,
+        "PER_PAIR": per_pair,
+        "TRIALS_PER_HIT": trials,
+        "CHECKS_PER_HIT": checks,
+        "PRACTICE": None if practice is None else str(practice).lower(),
+        "SEED": seed,
+        "MAX_HITS_PER_WORKER": max_hits_per_worker,
+        "ASAP_BUDGET": asap_budget,
+    }
+    for k, v in env.items():
+        if v is not None:
+            os.environ[f"MDF_STUDY_{k}"] = str(v)
+    inst = Path(instance).resolve()
+    inst.mkdir(parents=True, exist_ok=True)
+    os.environ["MDF_STUDY_INSTANCE"] = str(inst)
+    if not os.environ.get("MDF_STUDY_SECRET_KEY") and not (inst / "config.py").is_file():
+        # A random secret per deployment, kept in the instance folder (never a shared default).
+        key_file = inst / "secret_key"
+        if not key_file.is_file():
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48))
+        os.environ["MDF_STUDY_SECRET_KEY"] = key_file.read_text().strip()
+
+
+@click.group()
+def cli() -> None:
+    """The pairwise-comparison crowd study (Flask app; MDF paper section 4.3)."""
+
+
+@cli.command()
+@_design_options
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option(
+    "--workers", default=2, show_default=True, type=int, help="gunicorn worker processes."
+)
+@click.option("--threads", default=4, show_default=True, type=int, help="Threads per worker.")
+@click.option(
+    "--proxies",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Number of trusted reverse proxies (X-Forwarded-*).",
+)
+@click.option("--dev", is_flag=True, help="Flask's development server instead of gunicorn.")
+def serve(host, port, workers, threads, proxies, dev, **kw):
+    """Serve the study (gunicorn) and print the link to share."""
+    _export_env(**kw)
+    if proxies:
+        os.environ["MDF_STUDY_PROXY_FIX"] = str(proxies)
+    from . import create_app
+
+    try:
+        app = create_app()
+    except (ValueError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    app.extensions["study_engine"].dispose()
+    click.echo(
+        f"study link: http://{host}:{port}/   (Prolific: add ?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}"
+        "&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}})"
+    )
+    if not app.config.get("ADMIN_TOKEN"):
+        click.echo("admin dashboard disabled: set MDF_STUDY_ADMIN_TOKEN to enable /admin/")
+    else:
+        click.echo(f"admin dashboard: http://{host}:{port}/admin/")
+    if dev:
+        app.run(host=host, port=port, debug=False)
+        return
+    argv = gunicorn_argv(host, port, workers, threads, proxies)
+    os.execv(argv[0], argv)
+
+
+@cli.command("init-db")
+@_design_options
+@click.option("--force", is_flag=True, help="Drop existing study tables (deletes all answers).")
+def init_db_cmd(force, **kw):
+    """Create the study database and its HIT pool (refuses to overwrite without --force)."""
+    _export_env(**kw)
+    from flask import Config
+
+    from . import _settings, db
+    from .experiment import load_experiment
+
+    cfg = Config(os.environ["MDF_STUDY_INSTANCE"])
+    from . import DEFAULTS
+
+    cfg.from_mapping(DEFAULTS)
+    cfg.from_prefixed_env("MDF_STUDY")
+    url = cfg["DATABASE"] or "sqlite:///" + os.path.join(
+        os.environ["MDF_STUDY_INSTANCE"], "study.sqlite3"
+    )
+    try:
+        exp = load_experiment(cfg["MANIFEST"])
+        n = db.init_db(db.make_engine(url), exp, _settings(cfg), force=force)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"initialised {url} with {n} HITs")
+
+
+@cli.command()
+@click.option("--db", "db", required=True, help="SQLite file path or postgresql:// URL.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="CSV file to write.")
+@click.option("--passed-only", is_flag=True, help="Only HITs completed with every check passed.")
+def export(db, out, passed_only):
+    """Write pwcmp's long table (observer, image, condition_A, condition_B, is_A_selected, ...)."""
+    from .db import make_engine
+    from .export import export_rows, write_csv
+
+    url = db_url(db)
+    if url.startswith("sqlite") and not Path(url[len("sqlite:///") :]).is_file():
+        raise click.ClickException(f"no database file at {url[len('sqlite:///') :]}")
+    try:
+        engine = make_engine(url)
+        rows = export_rows(engine, passed_only=passed_only)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        if "engine" in locals():
+            engine.dispose()
+    write_csv(rows, out)
+    click.echo(f"wrote {len(rows)} comparisons to {out}")
+
+
+@cli.command()
+@click.option(
+    "--url", required=True, help="Base URL of the running study, e.g. http://127.0.0.1:5000"
+)
+@click.option("--participants", default=50, show_default=True, type=int)
+@click.option("--jod", default="", help="True JND per condition: cond=value,... (others 0).")
+@click.option(
+    "--manifest",
+    type=click.Path(exists=True),
+    default=None,
+    help="The study's manifest, so bots can recognise what they see (else random answers).",
+)
+@click.option(
+    "--careless",
+    default=0.1,
+    show_default=True,
+    type=float,
+    help="Fraction of careless (random-clicking) participants.",
+)
+@click.option("--concurrency", default=8, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--prefix", default="sim", show_default=True, help="Participant id prefix.")
+@click.option("--platform", type=click.Choice(["local", "prolific"]), default="local")
+def simulate(url, participants, jod, manifest, careless, concurrency, seed, prefix, platform):
+    """Simulated participants answering by a Thurstone model over HTTP."""
+    from .experiment import load_experiment
+    from .simulate import parse_jod
+    from .simulate import simulate as run
+
+    try:
+        scores = parse_jod(jod)
+        exp = load_experiment(manifest) if manifest else None
+        if exp is not None:
+            unknown = sorted(set(scores) - set(exp.conditions))
+            if unknown:
+                raise ValueError(f"--jod names unknown condition(s) {unknown}")
+        results = run(
+            url,
+            participants,
+            scores,
+            careless,
+            exp,
+            concurrency,
+            seed,
+            prefix,
+            progress=True,
+            platform=platform,
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    n = sum(r.answers for r in results)
+    done = sum(r.completed for r in results)
+    errors = [e for r in results for e in r.errors]
+    click.echo(
+        f"{done}/{participants} participants completed, {n} answers stored, {len(errors)} errors"
+    )
+    for e in errors[:10]:
+        click.echo(f"  error: {e}")
+    if errors:
+        sys.exit(1)

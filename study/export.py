@@ -1,0 +1,232 @@
+"""Export of the collected answers as pwcmp's long table, and the dashboard's summary figures.
+
+The table has one row per answered comparison (attention checks and practice trials are not
+rows) with pwcmp's columns ``observer, image, condition_A, condition_B, is_A_selected``
+(condition_A is the one shown on the left) followed by HIT/check columns, so that
+``mdf scale comparisons.csv --group image`` and ``scaling.read_table(..., group="image")`` read
+it directly. Screening happens at analysis time: the raw data are kept, and ``passed_only``
+keeps only completed HITs with no failed attention check (the paper discards such HITs).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from . import models as m
+from .db import transaction
+
+__all__ = ["COLUMNS", "export_rows", "observer_matrices", "summary", "write_csv"]
+
+COLUMNS = [
+    "observer",
+    "image",
+    "condition_A",
+    "condition_B",
+    "is_A_selected",
+    "platform",
+    "hit_id",
+    "assignment_id",
+    "trial_position",
+    "chosen_side",
+    "rt_ms",
+    "answered_at",
+    "assignment_status",
+    "checks_answered",
+    "checks_failed",
+    "passed_checks",
+]
+
+
+def _check_stats(rows) -> dict[int, tuple[int, int]]:
+    out: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for r in rows:
+        if r["kind"] == "check":
+            out[r["assignment_id"]][0] += 1
+            out[r["assignment_id"]][1] += int(r["correct"] == 0)
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def _all_answers(engine: Engine) -> list[dict]:
+    q = (
+        select(
+            m.answers.c.assignment_id,
+            m.answers.c.chosen_side,
+            m.answers.c.correct,
+            m.answers.c.rt_ms,
+            m.answers.c.created_at,
+            m.trials.c.kind,
+            m.trials.c.image_id,
+            m.trials.c.left,
+            m.trials.c.right,
+            m.trials.c.position,
+            m.trials.c.hit_id,
+            m.assignments.c.worker_id,
+            m.assignments.c.platform,
+            m.assignments.c.status.label("assignment_status"),
+        )
+        .select_from(
+            m.answers.join(m.trials, m.answers.c.trial_id == m.trials.c.id).join(
+                m.assignments, m.answers.c.assignment_id == m.assignments.c.id
+            )
+        )
+        .order_by(m.answers.c.id)
+    )
+    with transaction(engine) as conn:
+        return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def export_rows(engine: Engine, passed_only: bool = False) -> list[dict]:
+    """The long table as a list of dicts (keys ``COLUMNS``), in the order answers were stored."""
+    rows = _all_answers(engine)
+    checks = _check_stats(rows)
+    out = []
+    for r in rows:
+        if r["kind"] != "pair":
+            continue
+        n_checks, n_failed = checks.get(r["assignment_id"], (0, 0))
+        passed = int(r["assignment_status"] == "completed" and n_failed == 0)
+        if passed_only and not passed:
+            continue
+        out.append(
+            {
+                "observer": r["worker_id"],
+                "image": r["image_id"],
+                "condition_A": r["left"],
+                "condition_B": r["right"],
+                "is_A_selected": int(r["chosen_side"] == "left"),
+                "platform": r["platform"],
+                "hit_id": r["hit_id"],
+                "assignment_id": r["assignment_id"],
+                "trial_position": r["position"],
+                "chosen_side": r["chosen_side"],
+                "rt_ms": round(r["rt_ms"], 1),
+                "answered_at": dt.datetime.fromtimestamp(
+                    r["created_at"], dt.timezone.utc
+                ).isoformat(timespec="milliseconds"),
+                "assignment_status": r["assignment_status"],
+                "checks_answered": n_checks,
+                "checks_failed": n_failed,
+                "passed_checks": passed,
+            }
+        )
+    return out
+
+
+def write_csv(rows: list[dict], out: str | Path) -> Path:
+    """Write ``rows`` as CSV to ``out`` atomically (temporary file, then ``os.replace``)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, out)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return out
+
+
+def observer_matrices(rows: list[dict], conditions: list[str]):
+    """Per-observer count matrices (K x N x N, summed over images) from export rows."""
+    import numpy as np
+
+    idx = {c: k for k, c in enumerate(conditions)}
+    observers = sorted({r["observer"] for r in rows})
+    oidx = {o: k for k, o in enumerate(observers)}
+    MM = np.zeros((len(observers), len(conditions), len(conditions)))
+    for r in rows:
+        a, b = idx[r["condition_A"]], idx[r["condition_B"]]
+        if r["is_A_selected"]:
+            MM[oidx[r["observer"]], a, b] += 1
+        else:
+            MM[oidx[r["observer"]], b, a] += 1
+    return MM, observers
+
+
+def summary(engine: Engine, exp, settings: dict, now: float | None = None) -> dict:
+    """Progress figures for the admin dashboard.
+
+    Keys: ``pairs`` (per image and pair: answered comparisons, all and passed), ``hits``
+    (open/leased/done), ``assignments`` (completed, abandoned, excluded = completed with a failed
+    check, active), ``check_failure_rate`` (failed / answered checks), ``median_rt_ms`` (pair
+    trials), ``answers`` (total rows).
+    """
+    now = time.time() if now is None else now
+    rows = _all_answers(engine)
+    checks = _check_stats(rows)
+    hit_lease = {}
+    with transaction(engine) as conn:
+        assigns = conn.execute(
+            select(m.assignments.c.id, m.assignments.c.status, m.assignments.c.hit_id)
+        ).all()
+        for hid, status, exp_at, to in conn.execute(
+            select(m.hits.c.id, m.hits.c.status, m.hits.c.lease_expires, m.hits.c.assigned_to)
+        ):
+            hit_lease[hid] = (status, exp_at, to)
+    a_counts = {"completed": 0, "abandoned": 0, "excluded": 0, "active": 0}
+    for aid, status, hid in assigns:
+        if status == "completed":
+            a_counts["completed"] += 1
+            if checks.get(aid, (0, 0))[1] > 0:
+                a_counts["excluded"] += 1
+        elif status == "abandoned":
+            a_counts["abandoned"] += 1
+        else:
+            st, exp_at, to = hit_lease.get(hid, (None, None, None))
+            if to == aid and st == "leased" and exp_at is not None and exp_at >= now:
+                a_counts["active"] += 1
+            else:
+                a_counts["abandoned"] += 1
+    h_counts = {"open": 0, "leased": 0, "done": 0}
+    for status, _, _ in hit_lease.values():
+        h_counts[status] = h_counts.get(status, 0) + 1
+    pairs: dict[tuple[str, str, str], list[int]] = {}
+    for img in exp.images:
+        for i, a in enumerate(exp.conditions):
+            for b in exp.conditions[i + 1 :]:
+                pairs[(img.id, a, b)] = [0, 0]
+    n_checks = n_failed = 0
+    rts = []
+    for r in rows:
+        if r["kind"] == "check":
+            n_checks += 1
+            n_failed += int(r["correct"] == 0)
+        if r["kind"] != "pair":
+            continue
+        rts.append(r["rt_ms"])
+        a, b = sorted((r["left"], r["right"]), key=exp.conditions.index)
+        cell = pairs.setdefault((r["image_id"], a, b), [0, 0])
+        cell[0] += 1
+        if r["assignment_status"] == "completed" and checks.get(r["assignment_id"], (0, 0))[1] == 0:
+            cell[1] += 1
+    return {
+        "pairs": [
+            {
+                "image": k[0],
+                "condition_a": k[1],
+                "condition_b": k[2],
+                "answered": v[0],
+                "passed": v[1],
+                "target": settings["per_pair"],
+            }
+            for k, v in pairs.items()
+        ],
+        "hits": h_counts,
+        "assignments": a_counts,
+        "check_failure_rate": (n_failed / n_checks) if n_checks else None,
+        "median_rt_ms": statistics.median(rts) if rts else None,
+        "answers": len(rows),
+    }

@@ -1,0 +1,264 @@
+"""The participant blueprint: consent, trials, answers, images and the completion page.
+
+Routes (all ids validated; images are served by trial id and slot, never by path):
+
+- ``GET /``: consent and instructions. Prolific (``PROLIFIC_PID``, ``STUDY_ID``,
+  ``SESSION_ID``), MTurk ExternalQuestion (``assignmentId``, ``hitId``, ``workerId``,
+  ``turkSubmitTo``; a preview when ``assignmentId`` is ``ASSIGNMENT_ID_NOT_AVAILABLE``) or
+  local/lab mode with a typed participant id.
+- ``POST /start``: consent given; allocate a HIT (or resume the worker's one) and redirect.
+- ``GET /hit/<token>``: the trial page (resumes at the first unanswered trial).
+- ``POST /api/answer/<token>``: store one answer (JSON, idempotent by ``answer_id``).
+- ``GET /img/<token>/<trial_id>/<slot>``: ``slot`` is reference, left or right.
+- ``GET /done/<token>``: completion: Prolific redirect with the completion code, MTurk submit
+  form, or a thank-you page; only once every answer of the HIT is stored.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode, urlsplit
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+
+from .db import get_engine
+from .experiment import CHECK_DISTORTED
+from .security import check_csrf, csrf_token, require_json_api
+from .store import (
+    ID_RE,
+    AlreadyDone,
+    StudyError,
+    Worker,
+    allocate,
+    load_assignment,
+    record_answer,
+    trial_of,
+)
+
+bp = Blueprint("participant", __name__)
+
+MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
+PROLIFIC_COMPLETE = "https://app.prolific.com/submissions/complete"
+
+
+def _settings() -> dict:
+    return current_app.extensions["study_settings"]
+
+
+def _valid_id(value: str | None, name: str) -> str:
+    if not value or not ID_RE.match(value):
+        abort(400, f"missing or invalid {name}")
+    return value
+
+
+def _submit_host_ok(url: str) -> bool:
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return origin in current_app.config["MTURK_SUBMIT_HOSTS"] and parts.path in ("", "/")
+
+
+def _worker_from(args) -> Worker | None:
+    """The platform identity in ``args`` (query or form); None for local mode without an id."""
+    if "assignmentId" in args:
+        submit = args.get("turkSubmitTo", "")
+        if not _submit_host_ok(submit):
+            abort(400, "turkSubmitTo is not an allowed MTurk host")
+        return Worker(
+            "mturk",
+            _valid_id(args.get("workerId"), "workerId"),
+            mturk_assignment_id=_valid_id(args.get("assignmentId"), "assignmentId"),
+            mturk_hit_id=_valid_id(args.get("hitId"), "hitId"),
+            turk_submit_to=submit.rstrip("/"),
+        )
+    if "PROLIFIC_PID" in args:
+        return Worker(
+            "prolific",
+            _valid_id(args.get("PROLIFIC_PID"), "PROLIFIC_PID"),
+            study_id=_valid_id(args.get("STUDY_ID"), "STUDY_ID"),
+            session_id=_valid_id(args.get("SESSION_ID"), "SESSION_ID"),
+        )
+    if args.get("participant_id"):
+        return Worker("local", _valid_id(args.get("participant_id").strip(), "participant id"))
+    return None
+
+
+def _message(title: str, text: str, status: int = 200, **extra):
+    return render_template("study/message.html", title=title, text=text, **extra), status
+
+
+@bp.errorhandler(StudyError)
+def _study_error(exc: StudyError):
+    if request.path.startswith("/api/"):
+        return jsonify({"error": exc.message}), exc.status
+    return _message("Sorry", exc.message, exc.status)
+
+
+@bp.get("/")
+def consent():
+    """Consent and instructions; the start form carries the platform ids as hidden fields."""
+    args = request.args
+    if args.get("assignmentId") == MTURK_PREVIEW:
+        return render_template(
+            "study/consent.html", preview=True, hidden={}, local=False, settings=_settings()
+        )
+    worker = _worker_from(args)
+    hidden = {}
+    if worker is not None and worker.platform != "local":
+        keys = (
+            ("assignmentId", "hitId", "workerId", "turkSubmitTo")
+            if worker.platform == "mturk"
+            else ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
+        )
+        hidden = {k: args[k] for k in keys}
+    return render_template(
+        "study/consent.html",
+        preview=False,
+        hidden=hidden,
+        local=worker is None or worker.platform == "local",
+        participant_id=args.get("participant_id", ""),
+        csrf=csrf_token(),
+        settings=_settings(),
+    )
+
+
+@bp.post("/start")
+def start():
+    """Consent given: allocate a HIT (inside one transaction, with a lease) and redirect to it."""
+    check_csrf(request.form.get("csrf"))
+    if request.form.get("consent") != "yes":
+        abort(400, "consent is required to take part")
+    worker = _worker_from(request.form)
+    if worker is None:
+        abort(400, "missing participant id")
+    factory = None
+    if _settings()["design"] == "asap":  # numpy/scipy are imported only for active sampling
+        from .active import hit_factory
+
+        factory = hit_factory()
+    try:
+        token = allocate(get_engine(), worker, _settings(), hit_factory=factory)
+    except AlreadyDone as exc:
+        return redirect(url_for("participant.done", token=exc.token), code=303)
+    return redirect(url_for("participant.hit", token=token), code=303)
+
+
+def _trial_urls(token: str, trial_ids: list[int]) -> list[dict]:
+    """Image URLs of each trial (built from one ``url_for``: 30 calls cost ~2 ms per page)."""
+    prefix = url_for("participant.image", token=token, trial_id=0, slot="x")[: -len("/0/x")]
+    return [
+        {slot: f"{prefix}/{tid}/{slot}" for slot in ("reference", "left", "right")}
+        for tid in trial_ids
+    ]
+
+
+@bp.get("/hit/<token>")
+def hit(token: str):
+    """The trial page; a reload resumes at the first unanswered trial and renews the lease."""
+    state = load_assignment(get_engine(), token, lease_seconds=_settings()["lease_seconds"])
+    a = state["assignment"]
+    if a["status"] == "completed":
+        return redirect(url_for("participant.done", token=token))
+    if not state["leased"]:
+        return _message(
+            "This HIT has expired",
+            "You were away longer than the time limit, so these trials went to "
+            "another participant. You may start again from the study link.",
+            410,
+        )
+    urls = _trial_urls(token, [t["id"] for t in state["trials"]])
+    trials = [
+        {
+            "id": t["id"],
+            "kind": t["kind"],
+            "answered": t["id"] in state["answered"],
+            "urls": u,
+        }
+        for t, u in zip(state["trials"], urls)
+    ]
+    data = {
+        "trials": trials,
+        "answer_url": url_for("participant.answer", token=token),
+        "done_url": url_for("participant.done", token=token),
+    }
+    return render_template(
+        "study/hit.html",
+        data=json.dumps(data).replace("<", "\\u003c"),
+        settings=_settings(),
+        total=len(trials),
+    )
+
+
+@bp.post("/api/answer/<token>")
+def answer(token: str):
+    """Store one answer (JSON); see ``store.record_answer`` for the rules and status codes."""
+    require_json_api()
+    payload = request.get_json(silent=True)
+    result = record_answer(get_engine(), token, payload, _settings())
+    if result["done"]:
+        result["next"] = url_for("participant.done", token=token)
+    return jsonify(result)
+
+
+@bp.get("/img/<token>/<int:trial_id>/<slot>")
+def image(token: str, trial_id: int, slot: str):
+    """The image shown in ``slot`` of a trial of this participant's HIT (never a path)."""
+    if slot not in ("reference", "left", "right"):
+        abort(404)
+    try:
+        trial = trial_of(get_engine(), token, trial_id)
+    except StudyError:
+        abort(404)
+    exp = current_app.extensions["study_experiment"]
+    entry = exp.image(trial.image_id)
+    cond = {"reference": "__reference__", "left": trial.left, "right": trial.right}[slot]
+    if cond == CHECK_DISTORTED:
+        from .images import distorted_png
+
+        resp = Response(distorted_png(entry.reference), mimetype="image/png")
+    else:
+        resp = send_file(
+            exp.path_for(entry.id, cond),
+            mimetype="image/png",
+            max_age=3600,
+            conditional=True,
+            etag=False,
+        )
+    resp.headers["Cache-Control"] = "private, max-age=3600"
+    return resp
+
+
+@bp.get("/done/<token>")
+def done(token: str):
+    """Completion, shown only when every answer of the HIT is stored."""
+    state = load_assignment(get_engine(), token)
+    a = state["assignment"]
+    if a["status"] != "completed":
+        return redirect(url_for("participant.hit", token=token))
+    if a["platform"] == "prolific":
+        code = current_app.config.get("PROLIFIC_COMPLETION_CODE")
+        if not code:
+            return _message(
+                "Thank you!",
+                "All answers are saved. The study has no Prolific "
+                "completion code configured; please contact the researcher.",
+            )
+        return redirect(f"{PROLIFIC_COMPLETE}?{urlencode({'cc': code})}")
+    if a["platform"] == "mturk":
+        return render_template(
+            "study/done.html",
+            mturk=True,
+            action=a["turk_submit_to"] + "/mturk/externalSubmit",
+            fields={"assignmentId": a["mturk_assignment_id"], "completion": token},
+        )
+    return render_template("study/done.html", mturk=False)

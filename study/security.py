@@ -1,0 +1,110 @@
+"""Request hygiene: strict same-origin checks, CSRF tokens, headers and reverse-proxy support.
+
+- Every state-changing request (POST/PUT/PATCH/DELETE) whose ``Origin`` (or, without one,
+  ``Referer``) names another origin is refused with 403.
+- HTML forms carry a signed, time-limited CSRF token (``csrf_token()``/``check_csrf()``); the
+  JSON answer API requires ``Content-Type: application/json`` and the ``X-Requested-With``
+  header, which a cross-site page cannot send without a CORS preflight we never grant.
+- Behind ``PROXY_FIX`` trusted proxies, werkzeug's ``ProxyFix`` applies X-Forwarded-For/Proto/
+  Host, so origin checks and redirects use the public URL.
+- Responses get ``nosniff``, ``Referrer-Policy: same-origin`` (participant links hold a secret
+  token, so it never leaves the site; ``no-referrer`` would make browsers send ``Origin: null``) and a
+  Content-Security-Policy whose ``frame-ancestors`` admits the MTurk hosts only.
+"""
+
+from __future__ import annotations
+
+import hmac
+from urllib.parse import urlsplit
+
+from flask import abort, current_app, request, session
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+__all__ = ["check_csrf", "csrf_token", "init_app", "require_json_api"]
+
+CSRF_MAX_AGE = 24 * 3600
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="mdf-study-csrf")
+
+
+def csrf_token(bound: str = "form") -> str:
+    """A signed CSRF token; ``bound`` ties it to a purpose (the admin binds it to the session)."""
+    return _serializer().dumps(bound)
+
+
+def check_csrf(value: str | None, bound: str = "form") -> None:
+    """Abort with 403 unless ``value`` is a valid, unexpired CSRF token for ``bound``."""
+    if not value:
+        abort(403, "missing CSRF token")
+    try:
+        got = _serializer().loads(value, max_age=CSRF_MAX_AGE)
+    except BadSignature:
+        abort(403, "invalid or expired CSRF token")
+    if not hmac.compare_digest(str(got), bound):
+        abort(403, "CSRF token for another purpose")
+
+
+def admin_binding() -> str:
+    """The CSRF binding of the current admin session (a random value kept in the session)."""
+    import secrets
+
+    if "admin_nonce" not in session:
+        session["admin_nonce"] = secrets.token_urlsafe(16)
+    return "admin:" + session["admin_nonce"]
+
+
+def require_json_api() -> None:
+    """Abort with 415/403 unless the request is a same-origin JSON API call."""
+    if not request.is_json:
+        abort(415, "expected Content-Type: application/json")
+    if request.headers.get("X-Requested-With") != "mdf-study":
+        abort(403, "missing X-Requested-With header")
+
+
+def _origin_of(url: str) -> str | None:
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _same_origin_guard():
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    expected = request.host_url.rstrip("/").lower()
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        if origin.lower() != expected:
+            abort(403, "cross-origin request refused")
+        return
+    referer = request.headers.get("Referer")
+    if referer and _origin_of(referer) != expected:
+        abort(403, "cross-origin request refused")
+    return
+
+
+def _headers(resp):
+    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+    resp.headers.setdefault("Referrer-Policy", "same-origin")
+    ancestors = " ".join(["'self'", *current_app.config["MTURK_SUBMIT_HOSTS"]])
+    forms = " ".join(["'self'", *current_app.config["MTURK_SUBMIT_HOSTS"]])
+    resp.headers.setdefault(
+        "Content-Security-Policy",
+        f"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        f"frame-ancestors {ancestors}; form-action {forms}; base-uri 'none'",
+    )
+    return resp
+
+
+def init_app(app) -> None:
+    """Install the proxy fix, the same-origin guard and the response headers on ``app``."""
+    n = int(app.config.get("PROXY_FIX") or 0)
+    if n:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
+        app.config.setdefault("PREFERRED_URL_SCHEME", "https")
+    app.before_request(_same_origin_guard)
+    app.after_request(_headers)

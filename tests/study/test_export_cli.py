@@ -1,0 +1,114 @@
+"""``mdf study export`` / ``init-db`` / ``simulate`` wiring, and the hand-off to ``scaling``."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+from click.testing import CliRunner
+
+from experiments.cli import main
+
+
+def _complete(app, h, pid, side):
+    h.complete(app, pid, side, check_ok=pid == "p1")
+
+
+def test_export_writes_the_long_table_that_scaling_reads(app, h, tmp_path):
+    _complete(app, h, "p1", "left")
+    _complete(app, h, "p2", "right")
+    db = app.config["DATABASE"]
+    db = db.removeprefix("sqlite:///")  # a plain file path is accepted too
+    out = tmp_path / "out" / "comparisons.csv"
+    r = CliRunner().invoke(main, ["study", "export", "--db", db, "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "wrote 18 comparisons" in r.output
+    with out.open() as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[:5] == ["observer", "image", "condition_A", "condition_B", "is_A_selected"]
+    assert {r["observer"] for r in rows} == {"p1", "p2"}
+    assert all(r["condition_A"] != r["condition_B"] for r in rows)
+    assert all(r["is_A_selected"] == str(int(r["chosen_side"] == "left")) for r in rows)
+    scaling = pytest.importorskip("scaling")
+    table = scaling.read_table(str(out), group="image")
+    assert table is not None
+    r = CliRunner().invoke(
+        main, ["study", "export", "--db", db, "--out", str(out), "--passed-only"]
+    )
+    assert "wrote 9 comparisons" in r.output
+
+
+def test_export_refuses_a_missing_database(tmp_path):
+    r = CliRunner().invoke(
+        main,
+        [
+            "study",
+            "export",
+            "--db",
+            str(tmp_path / "none.sqlite3"),
+            "--out",
+            str(tmp_path / "x.csv"),
+        ],
+    )
+    assert r.exit_code != 0 and "no database file" in r.output
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_init_db_cli_creates_and_refuses_to_overwrite(manifest, tmp_path):
+    args = [
+        "study",
+        "init-db",
+        "--manifest",
+        str(manifest),
+        "--db",
+        str(tmp_path / "s.sqlite3"),
+        "--instance",
+        str(tmp_path / "inst"),
+        "--per-pair",
+        "2",
+    ]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert "with 2 HITs" in r.output  # 2 images x 3 pairs x 2 = 12 -> 2 HITs of 9
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code != 0 and "--force" in r.output
+    assert (tmp_path / "inst" / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_simulate_cli_validates_jod(manifest):
+    r = CliRunner().invoke(
+        main,
+        [
+            "study",
+            "simulate",
+            "--url",
+            "http://127.0.0.1:9",
+            "--jod",
+            "l2=abc",
+            "--participants",
+            "1",
+        ],
+    )
+    assert r.exit_code != 0 and "not a number" in r.output
+    r = CliRunner().invoke(
+        main,
+        [
+            "study",
+            "simulate",
+            "--url",
+            "http://127.0.0.1:9",
+            "--jod",
+            "nope=1",
+            "--manifest",
+            str(manifest),
+        ],
+    )
+    assert r.exit_code != 0 and "unknown condition" in r.output
+
+
+def test_gunicorn_command_line_serves_the_factory():
+    from study.cli import gunicorn_argv
+
+    argv = gunicorn_argv("127.0.0.1", 8123, 2, 4)
+    assert argv[-1] == "study:create_app()" and "--forwarded-allow-ips" not in argv
+    assert "--forwarded-allow-ips" in gunicorn_argv("127.0.0.1", 8123, 2, 4, proxies=1)

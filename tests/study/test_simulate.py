@@ -1,0 +1,106 @@
+"""Simulated observers over real HTTP; the scaled export recovers the JNDs they were given."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from werkzeug.serving import make_server
+
+from study.experiment import load_manifest
+from study.export import export_rows, observer_matrices
+from study.simulate import parse_jod, simulate
+
+
+@pytest.fixture
+def live(make_app, h):
+    servers = []
+
+    def _start(**over):
+        app = make_app(**over)
+        port = h.free_port()
+        srv = make_server("127.0.0.1", port, app, threaded=True)
+        th = threading.Thread(target=srv.serve_forever, daemon=True)
+        th.start()
+        servers.append((srv, th))
+        return app, f"http://127.0.0.1:{port}"
+
+    yield _start
+    for srv, th in servers:
+        srv.shutdown()
+        th.join(5)
+
+
+def test_parse_jod():
+    assert parse_jod("l2=0, mdf=1.5") == {"l2": 0.0, "mdf": 1.5}
+    with pytest.raises(ValueError, match="cond=value"):
+        parse_jod("l2")
+
+
+@pytest.mark.slow
+def test_bots_take_hits_and_scaling_recovers_their_jnds(live, manifest, h):
+    scaling = pytest.importorskip("scaling")
+    app, url = live(PER_PAIR=60)
+    truth = {"l2": 0.0, "ms_ssim_l1": 0.6, "mdf": 1.6}
+    results = simulate(
+        url,
+        42,
+        truth,
+        careless_rate=0.15,
+        exp=load_manifest(manifest),
+        concurrency=1,
+        seed=3,
+        duplicate_rate=0.2,
+    )
+    served = [r for r in results if r.completed]
+    assert len(served) == 40  # the pool holds 40 HITs; the last 2 bots are turned away
+    assert all(not r.errors for r in served)
+    stored = h.count_rows(app)
+    assert stored == sum(r.answers for r in results) == 400
+    assert sum(r.duplicates for r in results) > 10  # double clicks were sent and stored once
+    rows = export_rows(app.extensions["study_engine"], passed_only=True)
+    careless = {r.participant for r in results if r.careless and r.completed}
+    kept = {r["observer"] for r in rows}
+    assert kept.isdisjoint({p for p in careless if p not in kept}) and len(kept) >= 32
+    for r in results:  # careful bots always pass their check
+        if r.completed and not r.careless:
+            assert r.participant in kept
+    conds = ["l2", "ms_ssim_l1", "mdf"]
+    MM, _ = observer_matrices(rows, conds)
+    res = scaling.pw_scale_bootstrap(MM, n_samples=300, alpha=0.05, seed=1)
+    true = np.array([truth[c] for c in conds])
+    true -= true.mean()
+    assert np.all(res.low <= true) and np.all(true <= res.high), (res.jod, res.low, res.high)
+    assert np.argsort(res.jod).tolist() == [0, 1, 2]
+
+
+def test_bot_errors_are_reported_not_raised(live, manifest):
+    _app, url = live()
+    res = simulate(url + "/nowhere", 1, {}, careless_rate=0.0)
+    assert res[0].errors and not res[0].completed
+
+
+@pytest.mark.slow
+def test_asap_design_spends_fewer_comparisons_on_easy_pairs(live, manifest, h):
+    app, url = live(DESIGN="asap", ASAP_BUDGET=180)
+    truth = {"l2": 0.0, "ms_ssim_l1": 0.6, "mdf": 2.4}
+    results = simulate(
+        url, 22, truth, careless_rate=0.0, exp=load_manifest(manifest), concurrency=1, seed=11
+    )
+    assert sum(r.completed for r in results) == 20  # 180 comparisons = 20 HITs, then 503
+    rows = export_rows(app.extensions["study_engine"])
+    from collections import Counter
+
+    pairs = Counter(tuple(sorted((r["condition_A"], r["condition_B"]))) for r in rows)
+    for image in ("astronaut", "coffee"):  # every image's comparison graph is connected
+        got = {
+            tuple(sorted((r["condition_A"], r["condition_B"]))) for r in rows if r["image"] == image
+        }
+        assert len(got) >= 2
+    easy = pairs[("l2", "mdf")]
+    assert easy < pairs[("l2", "ms_ssim_l1")] and easy < pairs[("mdf", "ms_ssim_l1")], pairs
+    MM, _ = observer_matrices(rows, ["l2", "ms_ssim_l1", "mdf"])
+    scaling = pytest.importorskip("scaling")
+    res = scaling.pw_scale(MM.sum(axis=0))
+    assert np.argsort(res.jod).tolist() == [0, 1, 2]
