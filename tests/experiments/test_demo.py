@@ -13,6 +13,7 @@ def test_quick_demo_writes_a_complete_report(tmp_path):
     res = CliRunner().invoke(main, ["demo", "--quick", "--out", str(out)])
     assert res.exit_code == 0, res.output[-3000:]
     report = (out / "report.md").read_text()
+    assert "Table 1: cost of each loss" in report and "| mdf |" in report
     for fig in ("fig4_psnr.png", "fig5_jnd.png", "fig5_ranking.png",
                 "fig6_perception_distortion.png", "fig9_srocc_vs_jnd.png"):
         assert f"({fig})" in report
