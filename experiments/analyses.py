@@ -347,3 +347,12 @@ def srocc_cmd(correlations, jnd_csv, out):
     for k, v in stats.items():
         click.echo(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}")
     click.echo(f"wrote {out}/srocc_vs_jnd.csv and fig9_srocc_vs_jnd.png")
+
+
+def _register_paper() -> None:
+    from experiments.paper import paper_cmd
+
+    cli.add_command(paper_cmd)
+
+
+_register_paper()
