@@ -33,6 +33,7 @@ mdf_task = "denoise"
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:LPIPS unavailable:RuntimeWarning")  # no ImageNet AlexNet here
 def test_paper_protocol_runs_every_stage_then_skips_them(tmp_path):
     write_bundled_images(tmp_path / "train", ("astronaut", "rocket"))
     write_bundled_images(tmp_path / "test", ("cat", "colorwheel"))
