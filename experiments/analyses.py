@@ -13,13 +13,15 @@ Each analysis is a function returning tables and matplotlib Figures, and a sub-c
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
 import click
 import numpy as np
 import pandas as pd
+
+from scaling._io import save_figure_atomic as _save  # one atomic writer for scaling and us
+from scaling._io import write_csv_atomic as _write
 
 #: metric -> True when higher is better
 HIGHER_BETTER = {"psnr": True, "ssim": True, "lpips": False}
@@ -238,18 +240,25 @@ def plot_srocc_vs_jnd(joined: pd.DataFrame, stats: dict):
 
 
 # --------------------------------------------------------------------------- command line
-def _save(fig, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(tmp, dpi=130)
-    os.replace(tmp, path)
+def jnd_outputs(comparisons, group: str | None, n_boot: int, folder: Path) -> pd.DataFrame:
+    """Figure 5 into ``folder``: fig5_jnd.png, fig5_ranking.png, then jnd.csv (written last, so
+    its presence means the step finished). Returns the JND table."""
+    from scaling import plot_jod, plot_ranking_triangle
+
+    table, p, conds = jnd_per_loss(comparisons, group, n_boot)
+    _save(plot_jod(table["jod"], table["low"], table["high"], conds, title="JND per loss"),
+          folder / "fig5_jnd.png")
+    _save(plot_ranking_triangle(table["jod"].to_numpy(), p, conds), folder / "fig5_ranking.png")
+    _write(table, folder / "jnd.csv")
+    return table
 
 
-def _write(df: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+def srocc_outputs(correlations: pd.DataFrame, jnd: pd.DataFrame, folder: Path) -> dict:
+    """Figure 9 into ``folder``: srocc_vs_jnd.csv and fig9_srocc_vs_jnd.png. Returns the stats."""
+    joined, stats = srocc_vs_jnd(correlations, jnd)
+    _write(joined, folder / "srocc_vs_jnd.csv")
+    _save(plot_srocc_vs_jnd(joined, stats), folder / "fig9_srocc_vs_jnd.png")
+    return stats
 
 
 def _read_csv(path: Path, what: str) -> pd.DataFrame:
@@ -296,16 +305,10 @@ def objective_cmd(evaluation, metric, reference, n_boot, out):
 @_out
 def jnd_cmd(comparisons, group, n_boot, out):
     """Figure 5: JND per loss with 95% CIs, and ranking triangles with significance."""
-    from scaling import plot_jod, plot_ranking_triangle
-
     try:
-        table, p, conds = jnd_per_loss(comparisons, group or None, n_boot)
+        table = jnd_outputs(comparisons, group or None, n_boot, out)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    _write(table, out / "jnd.csv")
-    _save(plot_jod(table["jod"], table["low"], table["high"], conds, title="JND per loss"),
-          out / "fig5_jnd.png")
-    _save(plot_ranking_triangle(table["jod"].to_numpy(), p, conds), out / "fig5_ranking.png")
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     click.echo(f"wrote {out}/jnd.csv, fig5_jnd.png, fig5_ranking.png")
 
@@ -338,12 +341,10 @@ def pd_cmd(evaluation, jnd_csv, metric, out):
 def srocc_cmd(correlations, jnd_csv, out):
     """Figure 9: SROCC of each loss as a metric against its JND as a training loss."""
     try:
-        joined, stats = srocc_vs_jnd(_read_csv(correlations, "correlations"),
-                                     _read_csv(jnd_csv, "JND table"))
+        stats = srocc_outputs(_read_csv(correlations, "correlations"),
+                              _read_csv(jnd_csv, "JND table"), out)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    _write(joined, out / "srocc_vs_jnd.csv")
-    _save(plot_srocc_vs_jnd(joined, stats), out / "fig9_srocc_vs_jnd.png")
     for k, v in stats.items():
         click.echo(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}")
     click.echo(f"wrote {out}/srocc_vs_jnd.csv and fig9_srocc_vs_jnd.png")

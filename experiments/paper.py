@@ -154,24 +154,15 @@ def run_paper(config_path, stages=None, progress: bool = True) -> Path:
         jnd_csv = out / "figures" / tag / "jnd.csv"
         if "jnd" in stages and comp and not jnd_csv.is_file():
             _echo(f"jnd {tag} <- {comp}")
-            _jnd(Path(comp), jnd_csv)
+            from experiments.analyses import jnd_outputs
+
+            jnd_outputs(Path(comp), "image", 500, jnd_csv.parent)
         if "figures" in stages and ev_csv.is_file():
             _figures(pd.read_csv(ev_csv), cfg["reference"], jnd_csv, out / "figures" / tag)
 
     if "tid" in stages and cfg.get("tid2013"):
         _tid(cfg, out, [out / "figures" / f"{t}_{m}" / "jnd.csv" for t, m in runs], progress)
     return out
-
-
-def _jnd(comparisons: Path, jnd_csv: Path) -> None:
-    from experiments.analyses import _save, _write, jnd_per_loss
-    from scaling import plot_jod, plot_ranking_triangle
-
-    table, p, conds = jnd_per_loss(comparisons, "image", 500)
-    _save(plot_jod(table["jod"], table["low"], table["high"], conds, title="JND per loss"),
-          jnd_csv.parent / "fig5_jnd.png")
-    _save(plot_ranking_triangle(table["jod"].to_numpy(), p, conds), jnd_csv.parent / "fig5_ranking.png")
-    _write(table, jnd_csv)
 
 
 def _figures(ev, reference: str, jnd_csv: Path, folder: Path) -> None:
@@ -197,7 +188,7 @@ def _figures(ev, reference: str, jnd_csv: Path, folder: Path) -> None:
 def _tid(cfg: dict, out: Path, jnd_files, progress: bool) -> None:
     import pandas as pd
 
-    from experiments.analyses import _save, _write, plot_srocc_vs_jnd, srocc_vs_jnd
+    from experiments.analyses import _write, srocc_outputs
     from metrics.iqa import correlations, load_tid2013, score_dataset
 
     tcfg = cfg["tid2013"]
@@ -220,9 +211,7 @@ def _tid(cfg: dict, out: Path, jnd_files, progress: bool) -> None:
         if jnd_csv.is_file() and not fig.is_file():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                joined, stats = srocc_vs_jnd(corr, pd.read_csv(jnd_csv))
-            _write(joined, jnd_csv.parent / "srocc_vs_jnd.csv")
-            _save(plot_srocc_vs_jnd(joined, stats), fig)
+                srocc_outputs(corr, pd.read_csv(jnd_csv), jnd_csv.parent)
 
 
 @click.command("paper")

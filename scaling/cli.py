@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
 import click
 import numpy as np
 
+from ._io import save_figure_atomic, write_csv_atomic
+
 EXAMPLE = Path(__file__).parent / "data" / "example_study.csv"
-
-
-def _atomic_write_csv(df, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-
-
-def _atomic_savefig(fig, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(tmp, dpi=130)
-    os.replace(tmp, path)
 
 
 def _is_long_table(path: Path) -> bool:
@@ -129,18 +116,18 @@ def scale(source, example, group, observer, n_bootstrap, alpha, seed, prior, reg
             click.echo(f"warning: observer {r['observer']!r} may be an outlier "
                        f"(dist_L = {r['dist_L']:.2f} > 1.5): check their answers", err=True)
         if outliers_out:
-            _atomic_write_csv(odf, outliers_out)
+            write_csv_atomic(odf, outliers_out)
             click.echo(f"wrote {outliers_out}")
 
     if out:
-        _atomic_write_csv(df, out)
+        write_csv_atomic(df, out)
         click.echo(f"wrote {out}")
     pooled = df[df["group"] == ALL]
     if plot:
         fig = plot_jod(pooled["jod"].to_numpy(), pooled["low"].to_numpy() if n_bootstrap else None,
                        pooled["high"].to_numpy() if n_bootstrap else None, conditions,
                        title=f"JND scores ({source.name})")
-        _atomic_savefig(fig, plot)
+        save_figure_atomic(fig, plot)
         click.echo(f"wrote {plot}")
     if ranking:
         if MM is None or not n_bootstrap:
@@ -149,5 +136,5 @@ def scale(source, example, group, observer, n_bootstrap, alpha, seed, prior, reg
             warnings.simplefilter("ignore")
             res = pw_scale_bootstrap(MM, n_bootstrap, alpha, seed, prior, regularization, n_jobs=jobs)
         fig = plot_ranking_triangle(res.jod, significance(res.jod, res.cov), conditions, alpha)
-        _atomic_savefig(fig, ranking)
+        save_figure_atomic(fig, ranking)
         click.echo(f"wrote {ranking}")
