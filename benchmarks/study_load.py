@@ -4,15 +4,21 @@ For each backend (SQLite WAL file; PostgreSQL when ``--postgres URL`` or MDF_TES
 is given) and each concurrency level (10/50/100 simultaneous simulated participants), a fresh
 database and a fresh gunicorn (``study.cli.gunicorn_argv``: 2 workers x 4 threads by default)
 serve a small real experiment; every participant opens the consent page, starts, and answers a
-HIT of 9 trials + 1 check through the JSON API (``study.simulate``, no image downloads). The
-client threads run on the same machine as the server, so the figures are a lower bound.
+HIT of ``--trials`` trials + 1 check through the JSON API (``study.simulate``, no image
+downloads). The client threads run on the same machine as the server, so the figures are a
+lower bound. Two runs per level, each on a fresh database:
 
-Prints a Markdown table: answers/s over the whole run (consent + start + answers), and p50/p99
-latency of the answer POSTs, and the server's CPU time per answer (all gunicorn processes,
-including the consent page and HIT allocation each participant needs, divided by answers).
-Goal (issue 6): >= 500 answers/s and p99 < 50 ms.
+- closed loop: every participant sends its next answer as soon as the last reply came (the
+  most the server can take; latency here is mostly queueing: N waiting clients / throughput);
+- paced (open loop): ``--rate`` answers/s offered in total, each participant on a fixed
+  schedule, latency measured from each answer's scheduled time (a server that falls behind
+  shows it), after a warm-up in which all participants consent and get their HIT.
 
-    python benchmarks/study_load.py [--levels 10,50,100] [--workers 2] [--threads 4]
+Prints a Markdown table: answers/s, p50/p99 latency of the answer POSTs, and server / client
+CPU time per answer (server: all gunicorn processes over the closed-loop run, consent page
+and HIT allocation included). Goal (issue 6): >= 500 answers/s and p99 < 50 ms.
+
+    python benchmarks/study_load.py [--levels 10,50,100] [--workers 2] [--threads 4] [--rate 500]
 """
 
 from __future__ import annotations
@@ -111,8 +117,13 @@ def run_level(
     threads: int,
     tmp: Path,
     sqlite_synchronous: str = "FULL",
+    rate: float | None = None,
+    trials: int = 9,
 ) -> dict:
-    """One measurement: a fresh gunicorn on ``db_url``; returns answers/s and latencies (ms)."""
+    """One measurement: a fresh gunicorn on ``db_url``; returns answers/s and latencies (ms).
+
+    ``rate``: pace the answers at this many per second in total (open loop; latency counted
+    from each answer's scheduled time); None: closed loop, answers as fast as replies come."""
     if db_url.startswith("postgresql"):
         eng = make_engine(db_url)
         metadata.drop_all(eng)
@@ -124,7 +135,8 @@ def run_level(
         MDF_STUDY_MANIFEST=str(manifest),
         MDF_STUDY_DATABASE=db_url,
         MDF_STUDY_INSTANCE=str(tmp / "inst"),
-        MDF_STUDY_PER_PAIR=str(max(10, participants * 9 // 6 + 9)),
+        MDF_STUDY_PER_PAIR=str(max(10, participants * trials // 6 + trials)),
+        MDF_STUDY_TRIALS_PER_HIT=str(trials),
         MDF_STUDY_SQLITE_SYNCHRONOUS=sqlite_synchronous,
     )
     log = open(tmp / "gunicorn.log", "ab")  # noqa: SIM115 (closed in finally)
@@ -147,11 +159,21 @@ def run_level(
                     raise RuntimeError("gunicorn did not start; see " + str(tmp / "gunicorn.log"))
                 time.sleep(0.2)
         cpu0 = _group_cpu_seconds(proc.pid)
+        client0 = time.process_time()
         t0 = time.perf_counter()
+        warmup = 0.0 if rate is None else 1.0 + 0.02 * participants
         results = simulate(
-            url, participants, {}, careless_rate=0.0, concurrency=participants, seed=participants
+            url,
+            participants,
+            {},
+            careless_rate=0.0,
+            concurrency=participants,
+            seed=participants,
+            rate=rate,
+            warmup=warmup,
         )
-        wall = time.perf_counter() - t0
+        wall = time.perf_counter() - t0 - warmup
+        client_cpu = time.process_time() - client0
         cpu = _group_cpu_seconds(proc.pid) - cpu0
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -165,6 +187,7 @@ def run_level(
         "errors": len(errors),
         "answers_per_s": n / wall,
         "server_cpu_ms": 1000 * cpu / max(n, 1),
+        "client_cpu_ms": 1000 * client_cpu / max(n, 1),
         "p50": float(np.percentile(lat, 50)),
         "p99": float(np.percentile(lat, 99)),
     }
@@ -176,6 +199,15 @@ def main(argv=None) -> None:
     ap.add_argument("--levels", default="10,50,100")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument(
+        "--rate",
+        type=float,
+        default=500.0,
+        help="offered load of the paced runs, answers/s (0: closed-loop runs only)",
+    )
+    ap.add_argument(
+        "--trials", type=int, default=29, help="trials per HIT (+1 check): longer runs"
+    )
     ap.add_argument("--postgres", default=os.environ.get("MDF_TEST_POSTGRES_URL"))
     ap.add_argument(
         "--sqlite-synchronous",
@@ -195,25 +227,42 @@ def main(argv=None) -> None:
         if args.postgres:
             backends.append(("PostgreSQL", args.postgres, "FULL"))
         rows = []
+        k = 0
         for b, (name, url, mode) in enumerate(backends):
-            for k, n in enumerate(levels):
-                db = url or f"sqlite:///{tmp}/bench-{b}-{k}.sqlite3"
-                r = run_level(db, manifest, n, args.workers, args.threads, tmp, mode)
+            for n in levels:
+                r = {}
+                for kind, rate in (("closed", None), ("paced", args.rate or None)):
+                    if kind == "paced" and rate is None:
+                        continue
+                    k += 1
+                    db = url or f"sqlite:///{tmp}/bench-{b}-{k}.sqlite3"
+                    r[kind] = run_level(
+                        db, manifest, n, args.workers, args.threads, tmp, mode, rate, args.trials
+                    )
+                    print(f"{name} @ {n} {kind}: {r[kind]}", file=sys.stderr)
                 rows.append((name, n, r))
-                print(f"{name} @ {n}: {r}", file=sys.stderr)
     print(
         f"\ngunicorn {args.workers} workers x {args.threads} threads, loopback, "
-        f"{os.cpu_count()} CPU cores shared by server and clients\n"
+        f"{os.cpu_count()} CPU cores shared by server and clients; HITs of {args.trials} trials "
+        f"+ 1 check; closed loop: every participant answers as soon as the last reply came; "
+        f"paced: {args.rate:g} answers/s offered in total, latency from the scheduled time\n"
     )
     print(
-        "| backend | participants | answers | errors | answers/s | p50 ms | p99 ms "
-        "| server CPU ms / answer |"
+        "| backend | participants | closed-loop answers/s | closed p99 ms | paced answers/s "
+        "| paced p50 ms | paced p99 ms | server CPU ms / answer | client CPU ms / answer "
+        "| answers | errors |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, n, r in rows:
+        c, p = r["closed"], r.get("paced")
+        paced = (
+            f"{p['answers_per_s']:.0f} | {p['p50']:.1f} | {p['p99']:.1f}" if p else "- | - | -"
+        )
+        runs = [x for x in (c, p) if x]
         print(
-            f"| {name} | {n} | {r['answers']} | {r['errors']} | {r['answers_per_s']:.0f} | "
-            f"{r['p50']:.1f} | {r['p99']:.1f} | {r['server_cpu_ms']:.1f} |"
+            f"| {name} | {n} | {c['answers_per_s']:.0f} | {c['p99']:.1f} | {paced} | "
+            f"{c['server_cpu_ms']:.2f} | {c['client_cpu_ms']:.2f} | "
+            f"{sum(x['answers'] for x in runs)} | {sum(x['errors'] for x in runs)} |"
         )
 
 

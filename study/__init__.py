@@ -49,6 +49,7 @@ DEFAULTS = {
     "MAX_FORM_MEMORY_SIZE": 64 * 1024,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Strict",
+    "SESSION_COOKIE_SECURE": None,  # None: True behind PROXY_FIX proxies (TLS), else False
 }
 
 
@@ -112,6 +113,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     token = app.config.get("ADMIN_TOKEN")
     if token is not None and (not isinstance(token, str) or len(token) < 12):
         raise ValueError("ADMIN_TOKEN must be a string of at least 12 characters")
+    if app.config["SESSION_COOKIE_SECURE"] is None:
+        # behind a trusted (TLS-terminating) proxy the admin cookie is sent over HTTPS only
+        app.config["SESSION_COOKIE_SECURE"] = bool(app.config.get("PROXY_FIX"))
     os.makedirs(app.instance_path, exist_ok=True)
     if not app.config["DATABASE"]:
         app.config["DATABASE"] = "sqlite:///" + os.path.join(app.instance_path, "study.sqlite3")

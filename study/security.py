@@ -85,16 +85,22 @@ def _same_origin_guard():
     return
 
 
+def _csp(hosts) -> str:
+    allowed = " ".join(["'self'", *hosts])
+    return (
+        f"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        f"frame-ancestors {allowed}; form-action {allowed}; base-uri 'none'"
+    )
+
+
 def _headers(resp):
     resp.headers.setdefault("X-Content-Type-Options", "nosniff")
     resp.headers.setdefault("Referrer-Policy", "same-origin")
-    ancestors = " ".join(["'self'", *current_app.config["MTURK_SUBMIT_HOSTS"]])
-    forms = " ".join(["'self'", *current_app.config["MTURK_SUBMIT_HOSTS"]])
-    resp.headers.setdefault(
-        "Content-Security-Policy",
-        f"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        f"frame-ancestors {ancestors}; form-action {forms}; base-uri 'none'",
-    )
+    hosts = tuple(current_app.config["MTURK_SUBMIT_HOSTS"])
+    cached = current_app.extensions.get("study_csp")
+    if cached is None or cached[0] != hosts:  # built once per configuration
+        cached = current_app.extensions["study_csp"] = (hosts, _csp(hosts))
+    resp.headers.setdefault("Content-Security-Policy", cached[1])
     return resp
 
 

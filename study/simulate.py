@@ -158,8 +158,14 @@ def run_bot(
     timeout: float = 30.0,
     duplicate_rate: float = 0.0,
     max_answers: int | None = None,
+    pace: tuple[float, float] | None = None,
 ) -> BotResult:
     """Take one HIT at ``base_url`` as ``participant``; see the module docstring.
+
+    ``pace = (start, interval)`` (``time.perf_counter()`` seconds) sends answer k at
+    ``start + k * interval`` instead of as fast as possible (an open-loop load: a bot that
+    falls behind sends at once), and measures each answer's latency from its scheduled time,
+    so a slow server is not hidden by bots waiting for it (no "coordinated omission").
 
     ``hashes`` (from ``hash_table``) lets the bot recognise conditions; without it every answer
     is random. ``duplicate_rate``: probability of sending an answer twice (double click).
@@ -179,6 +185,7 @@ def run_bot(
             timeout,
             duplicate_rate,
             max_answers,
+            pace,
         )
     except (OSError, http.client.HTTPException, ValueError) as exc:
         res.errors.append(f"{type(exc).__name__}: {exc}")
@@ -189,7 +196,7 @@ def run_bot(
 
 
 def _run_bot(
-    res, base_url, jod, careless, hashes, rng, platform, timeout, duplicate_rate, max_answers
+    res, base_url, jod, careless, hashes, rng, platform, timeout, duplicate_rate, max_answers, pace
 ) -> BotResult:
     participant = res.participant
     c = res.client = _Client(base_url, timeout)
@@ -260,9 +267,15 @@ def _run_bot(
             }
         ).encode()
         sends = 2 if rng.random() < duplicate_rate else 1
+        scheduled = None
+        if pace is not None:
+            scheduled = pace[0] + pace[1] * (res.answers + res.duplicates)
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
         for k in range(sends):
             for attempt in range(6):
-                t0 = time.perf_counter()
+                t0 = time.perf_counter() if scheduled is None or k or attempt else scheduled
                 try:
                     st, body, _ = c.request("POST", data["answer_url"], payload, headers)
                 except (OSError, http.client.HTTPException) as exc:
@@ -307,10 +320,16 @@ def simulate(
     duplicate_rate: float = 0.0,
     progress: bool = False,
     platform: str = "local",
+    rate: float | None = None,
+    warmup: float = 1.0,
 ) -> list[BotResult]:
     """Run ``participants`` bots, ``concurrency`` at a time; return one ``BotResult`` each.
 
     ``exp`` lets careful bots recognise conditions (else all answers are random).
+    ``rate`` (answers/s, all bots together) paces the answers (see ``run_bot``'s ``pace``):
+    every bot sends one answer per ``concurrency / rate`` seconds, the bots' phases spread
+    evenly, the first ``warmup`` seconds after the call left for consent and HIT allocation.
+    Without it the bots answer as fast as the server replies (a closed loop).
     """
     if participants < 1 or concurrency < 1:
         raise ValueError("participants and concurrency must be >= 1")
@@ -328,6 +347,15 @@ def simulate(
         from tqdm import tqdm
 
         bar = tqdm(total=participants, desc="participants", unit="bot")
+    if rate is not None and not rate > 0:
+        raise ValueError(f"rate must be > 0 answers/s, got {rate}")
+    paces = [None] * participants
+    if rate is not None:
+        if concurrency < participants:
+            raise ValueError("a paced run needs concurrency >= participants")
+        interval = concurrency / rate
+        start = time.perf_counter() + warmup
+        paces = [(start + interval * k / participants, interval) for k in range(participants)]
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         futs = [
             pool.submit(
@@ -341,8 +369,10 @@ def simulate(
                 platform,
                 30.0,
                 duplicate_rate,
+                None,
+                pace,
             )
-            for pid, careless, s in plans
+            for (pid, careless, s), pace in zip(plans, paces)
         ]
         for f in as_completed(futs):
             results.append(f.result())

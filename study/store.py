@@ -20,7 +20,7 @@ from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from . import models as m
-from .db import transaction
+from .db import raw_transaction, transaction
 from .experiment import CHECK_REFERENCE
 
 __all__ = [
@@ -240,7 +240,7 @@ def trial_of(engine: Engine, token: str, trial_id: int):
     raise ``StudyError(404)`` otherwise (one query: the image route's hot path)."""
     if not isinstance(token, str) or not TOKEN_RE.match(token):
         raise StudyError(404, "unknown HIT link")
-    with transaction(engine) as conn:
+    with raw_transaction(engine) as conn:
         row = conn.execute(_S_IMAGE_TRIAL, {"b_token": token, "b_tid": trial_id}).first()
     if row is None:
         raise StudyError(404, "no such trial in this HIT")
@@ -260,15 +260,14 @@ def load_assignment(
     if not isinstance(token, str) or not TOKEN_RE.match(token):
         raise StudyError(404, "unknown HIT link")
     now = time.time() if now is None else now
-    with transaction(engine, write=lease_seconds is not None) as conn:
-        a = conn.execute(_S_ASSIGNMENT, {"b_token": token}).mappings().first()
+    with raw_transaction(engine, write=lease_seconds is not None) as conn:
+        row = conn.execute(_S_ASSIGNMENT, {"b_token": token}).first()
+        a = row._asdict() if row is not None else None
         if a is None or a["hit_id"] is None:
             raise StudyError(404, "unknown HIT link")
         hit = conn.execute(_S_HIT, {"b_hid": a["hit_id"]}).one()
-        rows = (
-            conn.execute(_S_TRIALS_FULL, {"b_aid": a["id"], "b_hid": a["hit_id"]}).mappings().all()
-        )
-        trials = [dict(r) for r in rows]
+        rows = conn.execute(_S_TRIALS_FULL, {"b_aid": a["id"], "b_hid": a["hit_id"]}).all()
+        trials = [r._asdict() for r in rows]
         answered = {t["id"] for t in trials if t.pop("answer") is not None}
         leased = hit.assigned_to == a["id"] and hit.status == "leased" and a["status"] == "active"
         if leased and lease_seconds is not None:
@@ -302,44 +301,41 @@ def _validate_answer(payload) -> tuple[str, int, str, float]:
     return cid, tid, side, float(rt)
 
 
-# Statements of the answer path, built once (the hot path of a study under load).
-_S_ANSWER_CTX = (
+# Statements of the answer path, built once (the hot path of a study under load). One query
+# reads the assignment, its HIT and every trial with this assignment's answer (if any): one
+# round trip instead of three, which matters most with PostgreSQL.
+_S_ANSWER_STATE = (
     select(
-        m.assignments.c.id,
+        m.assignments.c.id.label("aid"),
         m.assignments.c.hit_id,
         m.assignments.c.status,
         m.hits.c.assigned_to,
         m.hits.c.status.label("hit_status"),
         m.hits.c.version,
-    )
-    .select_from(m.assignments.join(m.hits, m.hits.c.id == m.assignments.c.hit_id))
-    .where(m.assignments.c.token == bindparam("token"))
-)
-_S_ANSWER_CTX_PG = _S_ANSWER_CTX.with_for_update()  # locks the assignment and its HIT rows
-_S_HIT_TRIALS = (
-    select(
         m.trials.c.id,
-        m.trials.c.position,
         m.trials.c.kind,
         m.trials.c.left,
         m.trials.c.right,
         m.answers.c.id.label("answer"),
+        m.answers.c.client_id.label("answer_cid"),
+        m.answers.c.chosen_side.label("answer_side"),
     )
     .select_from(
-        m.trials.outerjoin(
+        m.assignments.join(m.hits, m.hits.c.id == m.assignments.c.hit_id)
+        .join(m.trials, m.trials.c.hit_id == m.assignments.c.hit_id)
+        .outerjoin(
             m.answers,
             and_(
                 m.answers.c.trial_id == m.trials.c.id,
-                m.answers.c.assignment_id == bindparam("b_aid"),
+                m.answers.c.assignment_id == m.assignments.c.id,
             ),
         )
     )
-    .where(m.trials.c.hit_id == bindparam("b_hid"))
+    .where(m.assignments.c.token == bindparam("token"))
     .order_by(m.trials.c.position)
 )
-_S_PREV_ANSWER = select(
-    m.answers.c.assignment_id, m.answers.c.trial_id, m.answers.c.chosen_side
-).where(m.answers.c.client_id == bindparam("b_cid"))
+# PostgreSQL: lock the assignment and HIT rows (not the nullable side of the outer join)
+_S_ANSWER_STATE_PG = _S_ANSWER_STATE.with_for_update(of=[m.assignments, m.hits])
 _I_ANSWER = insert(m.answers)
 _U_ASSIGNMENT_DONE = (
     update(m.assignments)
@@ -373,17 +369,17 @@ def record_answer(
     if not isinstance(token, str) or not TOKEN_RE.match(token):
         raise StudyError(404, "unknown HIT link")
     now = time.time() if now is None else now
-    with transaction(engine, write=True) as conn:
+    with raw_transaction(engine, write=True) as conn:
         pg = conn.dialect.name == "postgresql"
-        a = conn.execute(_S_ANSWER_CTX_PG if pg else _S_ANSWER_CTX, {"token": token}).first()
-        if a is None:
+        rows = conn.execute(_S_ANSWER_STATE_PG if pg else _S_ANSWER_STATE, {"token": token}).all()
+        if not rows:
             raise StudyError(404, "unknown HIT link")
-        rows = conn.execute(_S_HIT_TRIALS, {"b_aid": a.id, "b_hid": a.hit_id}).all()
+        a = rows[0]
         total = len(rows)
         n_answered = sum(r.answer is not None for r in rows)
-        prev = conn.execute(_S_PREV_ANSWER, {"b_cid": cid}).first()
-        if prev is not None:
-            if prev.assignment_id == a.id and prev.trial_id == tid and prev.chosen_side == side:
+        prev = next((r for r in rows if r.answer_cid == cid), None)
+        if prev is not None:  # a retry (same trial and side) or a reused id
+            if prev.id == tid and prev.answer_side == side:
                 return {
                     "done": a.status == "completed",
                     "answered": n_answered,
@@ -395,7 +391,7 @@ def record_answer(
             raise StudyError(409, "this HIT is already finished")
         if a.status != "active":
             raise StudyError(410, "this HIT expired; please start again")
-        if a.assigned_to != a.id or a.hit_status != "leased":
+        if a.assigned_to != a.aid or a.hit_status != "leased":
             raise StudyError(410, "this HIT expired and went to another participant")
         trial = next((r for r in rows if r.id == tid), None)
         if trial is None:
@@ -407,23 +403,26 @@ def record_answer(
             raise StudyError(409, "answer the trials in order")
         chosen = trial.left if side == "left" else trial.right
         correct = None if trial.kind == "pair" else int(chosen == CHECK_REFERENCE)
-        conn.execute(
-            _I_ANSWER,
-            {
-                "client_id": cid,
-                "assignment_id": a.id,
-                "trial_id": tid,
-                "chosen_side": side,
-                "chosen": chosen,
-                "correct": correct,
-                "rt_ms": rt,
-                "created_at": now,
-            },
-        )
+        try:
+            conn.execute(
+                _I_ANSWER,
+                {
+                    "client_id": cid,
+                    "assignment_id": a.aid,
+                    "trial_id": tid,
+                    "chosen_side": side,
+                    "chosen": chosen,
+                    "correct": correct,
+                    "rt_ms": rt,
+                    "created_at": now,
+                },
+            )
+        except conn.integrity_error as exc:  # the id belongs to another participant's answer
+            raise StudyError(409, "answer_id was already used for another answer") from exc
         n = n_answered + 1
         done = n >= total
         if done:
-            conn.execute(_U_ASSIGNMENT_DONE, {"b_aid": a.id, "b_now": now})
+            conn.execute(_U_ASSIGNMENT_DONE, {"b_aid": a.aid, "b_now": now})
             conn.execute(_U_HIT_DONE, {"b_hid": a.hit_id, "b_ver": a.version + 1})
         else:
             lease = now + float(settings["lease_seconds"])

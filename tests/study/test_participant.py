@@ -118,6 +118,14 @@ def test_retried_answer_is_stored_once(app, participant, h):
     # same id reused for another trial: refused
     assert participant.answer(participant.trial_ids()[1], answer_id=aid).status_code == 409
     assert h.count_rows(app) == 1
+    # the id reused by another participant (a forged or colliding id): refused, nothing written
+    other = h.Participant(app.test_client(), "p-other")
+    other.start()
+    r = other.answer(other.trial_ids()[0], answer_id=aid)
+    assert r.status_code == 409 and "already used" in r.json["error"]
+    assert h.count_rows(app) == 1
+    assert other.answer(other.trial_ids()[0]).status_code == 200  # the HIT goes on
+    assert h.count_rows(app) == 2
 
 
 @pytest.mark.parametrize(
@@ -381,6 +389,16 @@ def test_reverse_proxy_origin_is_trusted_only_when_configured(make_app, h):
         p = h.Participant(app.test_client(), f"p{proxies}")
         p.start()
         assert p.answer(p.trial_ids()[0], headers=fwd).status_code == expected
+
+
+def test_session_cookie_is_https_only_behind_a_proxy_unless_configured(make_app, h):
+    assert make_app(DATABASE=f"sqlite:///{app_db(h, 'c0')}").config["SESSION_COOKIE_SECURE"] is False
+    behind = make_app(PROXY_FIX=1, DATABASE=f"sqlite:///{app_db(h, 'c1')}")
+    assert behind.config["SESSION_COOKIE_SECURE"] is True
+    forced = make_app(
+        PROXY_FIX=1, SESSION_COOKIE_SECURE=False, DATABASE=f"sqlite:///{app_db(h, 'c2')}"
+    )
+    assert forced.config["SESSION_COOKIE_SECURE"] is False
 
 
 def app_db(h, k):

@@ -104,3 +104,24 @@ def test_asap_design_spends_fewer_comparisons_on_easy_pairs(live, manifest, h):
     scaling = pytest.importorskip("scaling")
     res = scaling.pw_scale(MM.sum(axis=0))
     assert np.argsort(res.jod).tolist() == [0, 1, 2]
+
+
+def test_paced_bots_keep_the_offered_rate_and_time_from_the_schedule(live, h):
+    import time
+
+    app, url = live(PER_PAIR=20)
+    t0 = time.perf_counter()
+    results = simulate(url, 4, {}, careless_rate=0.0, concurrency=4, rate=40.0, warmup=0.5)
+    elapsed = time.perf_counter() - t0
+    assert all(r.completed and not r.errors for r in results)
+    assert sum(r.answers for r in results) == h.count_rows(app) == 40
+    # each bot sends one answer per 4 / 40 = 0.1 s after the 0.5 s warm-up: >= 0.5 + 0.9 s
+    assert elapsed >= 1.35
+    assert all(len(r.latencies) == 10 and min(r.latencies) >= 0 for r in results)
+
+
+def test_pacing_arguments_are_checked():
+    with pytest.raises(ValueError, match="rate must be > 0"):
+        simulate("http://127.0.0.1:9", 2, {}, concurrency=2, rate=0)
+    with pytest.raises(ValueError, match="concurrency >= participants"):
+        simulate("http://127.0.0.1:9", 4, {}, concurrency=2, rate=10)
