@@ -14,9 +14,9 @@ lower bound. Two runs per level, each on a fresh database:
   schedule, latency measured from each answer's scheduled time (a server that falls behind
   shows it), after a warm-up in which all participants consent and get their HIT.
 
-Prints a Markdown table: answers/s, p50/p99 latency of the answer POSTs, and server / client
-CPU time per answer (server: all gunicorn processes over the closed-loop run, consent page
-and HIT allocation included). Goal (issue 6): >= 500 answers/s and p99 < 50 ms.
+Prints a Markdown table: answers/s, p50/p99 latency of the answer POSTs, and server / database
+/ client CPU time per answer (server: all gunicorn processes over the closed-loop run, consent
+page and HIT allocation included; database: the local PostgreSQL server's processes). Goal (issue 6): >= 500 answers/s and p99 < 50 ms.
 
     python benchmarks/study_load.py [--levels 10,50,100] [--workers 2] [--threads 4] [--rate 500]
 """
@@ -109,6 +109,22 @@ def _group_cpu_seconds(pgid: int) -> float:
     return total
 
 
+def _postgres_cpu_seconds() -> float:
+    """User + system CPU seconds of the live PostgreSQL server processes on this machine (0 when
+    the server runs elsewhere): on one box, the database shares the cores with the app."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, rest = stat.read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        if head.split("(", 1)[1].startswith("postgres"):
+            fields = rest.split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def run_level(
     db_url: str,
     manifest: Path,
@@ -159,6 +175,7 @@ def run_level(
                     raise RuntimeError("gunicorn did not start; see " + str(tmp / "gunicorn.log"))
                 time.sleep(0.2)
         cpu0 = _group_cpu_seconds(proc.pid)
+        db0 = _postgres_cpu_seconds()
         client0 = time.process_time()
         t0 = time.perf_counter()
         warmup = 0.0 if rate is None else 1.0 + 0.02 * participants
@@ -175,6 +192,7 @@ def run_level(
         wall = time.perf_counter() - t0 - warmup
         client_cpu = time.process_time() - client0
         cpu = _group_cpu_seconds(proc.pid) - cpu0
+        db_cpu = _postgres_cpu_seconds() - db0 if db_url.startswith("postgresql") else 0.0
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -187,6 +205,7 @@ def run_level(
         "errors": len(errors),
         "answers_per_s": n / wall,
         "server_cpu_ms": 1000 * cpu / max(n, 1),
+        "db_cpu_ms": 1000 * db_cpu / max(n, 1),
         "client_cpu_ms": 1000 * client_cpu / max(n, 1),
         "p50": float(np.percentile(lat, 50)),
         "p99": float(np.percentile(lat, 99)),
@@ -249,10 +268,10 @@ def main(argv=None) -> None:
     )
     print(
         "| backend | participants | closed-loop answers/s | closed p99 ms | paced answers/s "
-        "| paced p50 ms | paced p99 ms | server CPU ms / answer | client CPU ms / answer "
-        "| answers | errors |"
+        "| paced p50 ms | paced p99 ms | server CPU ms / answer | PostgreSQL CPU ms / answer "
+        "| client CPU ms / answer | answers | errors |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, n, r in rows:
         c, p = r["closed"], r.get("paced")
         paced = (
@@ -261,7 +280,7 @@ def main(argv=None) -> None:
         runs = [x for x in (c, p) if x]
         print(
             f"| {name} | {n} | {c['answers_per_s']:.0f} | {c['p99']:.1f} | {paced} | "
-            f"{c['server_cpu_ms']:.2f} | {c['client_cpu_ms']:.2f} | "
+            f"{c['server_cpu_ms']:.2f} | {c['db_cpu_ms']:.2f} | {c['client_cpu_ms']:.2f} | "
             f"{sum(x['answers'] for x in runs)} | {sum(x['errors'] for x in runs)} |"
         )
 

@@ -447,9 +447,16 @@ def _use_mkldnn_fusion(h: torch.Tensor) -> bool:
         and h.is_contiguous(memory_format=torch.channels_last)
         and torch.backends.mkldnn.is_available()
         and torch.backends.mkldnn.enabled
-        and not torch.is_autocast_enabled("cpu")
+        and not _cpu_autocast()
         and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
     )
+
+
+def _cpu_autocast() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4
+        return torch.is_autocast_cpu_enabled()
 
 
 def _conv_lrelu(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

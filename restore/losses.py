@@ -34,7 +34,10 @@ METRIC_ONLY = ("psnr",)
 
 
 def _st_clamp(x: torch.Tensor) -> torch.Tensor:
-    return x + (x.clamp(0.0, 1.0) - x).detach()
+    """Clamp to [0, 1] in value, identity in gradient. Written as ``clamp(x) + (x - x)`` (the
+    second term exactly 0, with gradient 1): ``x + (clamp(x) - x)`` rounds for large ``|x|``
+    (a diverging output of 1e8 came out as 0.0, not 1.0)."""
+    return x.clamp(0.0, 1.0).detach() + (x - x.detach())
 
 
 class RestorationLoss(nn.Module):

@@ -36,6 +36,21 @@ def test_out_of_range_outputs_are_clamped_but_keep_gradients():
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
+def test_straight_through_clamp_is_exact_for_diverging_outputs():
+    from restore.losses import _st_clamp
+
+    x = torch.tensor([-3e9, -1.5, 0.25, 1.0 + 1e-7, 7.5, 1e8, 3e9], requires_grad=True)
+    out = _st_clamp(x)
+    assert out.tolist() == x.detach().clamp(0, 1).tolist()  # the old x + (clamp(x) - x) gave 0.0 for 1e8
+    out.sum().backward()
+    assert x.grad.tolist() == [1.0] * 7
+    # an MS-SSIM loss on a diverged output: a value, not a range error
+    loss = RestorationLoss("ms_ssim_l1")
+    big = torch.full((1, 3, 24, 24), 1e8)
+    big[..., ::2, :] = -1e8
+    assert torch.isfinite(loss(big, torch.rand(1, 3, 24, 24)))
+
+
 def test_weighted_sums_and_shape_checks():
     loss = RestorationLoss("l2 + 0.5*l1")
     x, y = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
