@@ -511,7 +511,7 @@ class _DiscriminatorDistance(torch.autograd.Function):
         ns = tuple(d[0].numel() for d in diffs)
         value = sum(_sq_sum(d) / n for d, n in zip(diffs, ns))
         ctx.save_for_backward(*hs, *diffs, *(w for w, _ in params))
-        ctx.n_blocks, ctx.ns = len(hs), ns
+        ctx.n_blocks, ctx.ns, ctx.x_dtype = len(hs), ns, x.dtype
         return value
 
     @staticmethod
@@ -520,6 +520,8 @@ class _DiscriminatorDistance(torch.autograd.Function):
         saved = ctx.saved_tensors
         n_blocks = ctx.n_blocks
         hs, diffs, ws = saved[:n_blocks], saved[n_blocks : n_blocks + 3], saved[n_blocks + 3 :]
+        # under autocast the forward ran in a lower precision: the backward runs in it too
+        ws = [w.to(hs[0].dtype) for w in ws]
         scales = [(g * (2.0 / n)).to(d.dtype).view(-1, 1, 1, 1) for d, n in zip(diffs, ctx.ns)]
         extra = {0: [(diffs[0], scales[0])]}
         extra.setdefault(n_blocks - 1, []).append((diffs[1], scales[1]))
@@ -529,7 +531,7 @@ class _DiscriminatorDistance(torch.autograd.Function):
                 grad.addcmul_(d, s)
             grad = torch.ops.aten.leaky_relu_backward(grad, hs[i], _NEG_SLOPE, True)
             grad = F.conv_transpose2d(grad, ws[i])
-        return (grad, None, None, None) + (None,) * (2 * len(ws))
+        return (grad.to(ctx.x_dtype), None, None, None) + (None,) * (2 * len(ws))
 
 
 #: On CPU the batch is processed in chunks whose largest activation stays under this many

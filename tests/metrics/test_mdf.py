@@ -316,6 +316,24 @@ def test_cpu_chunking_gives_the_unchunked_values(with_grad, tiny_discriminators,
             assert (grad - results[0][1]).norm() / results[0][1].norm() < 1e-5
 
 
+def test_training_path_under_cpu_autocast(tiny_discriminators):
+    discs = _frozen(tiny_discriminators)
+    g = torch.Generator().manual_seed(11)
+    y = torch.rand(2, 3, 24, 24, generator=g)
+    x0 = (y + 0.1 * torch.randn(y.shape, generator=g)).clamp(0, 1)
+    x = x0.clone().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        val = mdf(x, y, discs, num_scales=4)
+    val.sum().backward()
+    x2 = x0.clone().requires_grad_(True)
+    ref = mdf_straightforward(x2, y, discs, num_scales=4)
+    ref.sum().backward()
+    assert val.dtype == torch.float32 and x.grad.dtype == torch.float32
+    torch.testing.assert_close(val.detach(), ref.detach(), rtol=0.05, atol=0)  # bf16 features
+    cos = torch.nn.functional.cosine_similarity(x.grad.flatten(), x2.grad.flatten(), dim=0)
+    assert cos > 0.95, cos
+
+
 def test_training_path_passes_gradcheck_in_float64(make_discriminators, monkeypatch):
     discs = _frozen([d.double() for d in make_discriminators([3, 4], seed=7)])
     calls = _count_custom_backward(monkeypatch)
