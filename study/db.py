@@ -197,7 +197,9 @@ _COMPILED: dict[tuple, tuple] = {}
 class RawConnection:
     """A pooled DBAPI connection inside one transaction, executing SQLAlchemy Core statements
     compiled once per dialect (the answer path's statements run ~10x faster than through
-    ``Connection.execute``; no type processing, so only plain int/float/str/None values)."""
+    ``Connection.execute``; no type processing, so only plain int/float/str/None values). The
+    compiled forms are cached per statement object for the life of the process, so pass
+    statements built once (module constants), not new ones per call."""
 
     def __init__(self, dbapi_conn, dialect):
         self._conn = dbapi_conn
