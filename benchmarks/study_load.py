@@ -16,7 +16,8 @@ lower bound. Two runs per level, each on a fresh database:
 
 Prints a Markdown table: answers/s, p50/p99 latency of the answer POSTs, and server / database
 / client CPU time per answer (server: all gunicorn processes over the closed-loop run, consent
-page and HIT allocation included; database: the local PostgreSQL server's processes). Goal (issue 6): >= 500 answers/s and p99 < 50 ms.
+page and HIT allocation included; database: the local PostgreSQL server's processes).
+Goal (issue 6): >= 500 answers/s and p99 < 50 ms.
 
     python benchmarks/study_load.py [--levels 10,50,100] [--workers 2] [--threads 4] [--rate 500]
 """
@@ -95,23 +96,9 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def _group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU seconds of the live processes in process group ``pgid`` (Linux /proc)."""
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:  # fields[2] is pgrp (field 5 of stat)
-            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-    return total
-
-
-def _postgres_cpu_seconds() -> float:
-    """User + system CPU seconds of the live PostgreSQL server processes on this machine (0 when
-    the server runs elsewhere): on one box, the database shares the cores with the app."""
+def _cpu_seconds(select) -> float:
+    """User + system CPU seconds of the live processes for which ``select(name, fields)`` holds
+    (Linux /proc; ``name`` the command name, ``fields`` the stat fields after it)."""
     total = 0.0
     tick = os.sysconf("SC_CLK_TCK")
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -119,10 +106,21 @@ def _postgres_cpu_seconds() -> float:
             head, rest = stat.read_text().rsplit(")", 1)
         except OSError:
             continue
-        if head.split("(", 1)[1].startswith("postgres"):
-            fields = rest.split()
-            total += (int(fields[11]) + int(fields[12])) / tick
+        fields = rest.split()
+        if select(head.split("(", 1)[1], fields):
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
     return total
+
+
+def _group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds of the processes in process group ``pgid`` (fields[2] is the pgrp)."""
+    return _cpu_seconds(lambda name, fields: int(fields[2]) == pgid)
+
+
+def _postgres_cpu_seconds() -> float:
+    """CPU seconds of the live PostgreSQL server processes on this machine (0 when the server
+    runs elsewhere): on one box, the database shares the cores with the app."""
+    return _cpu_seconds(lambda name, fields: name.startswith("postgres"))
 
 
 def run_level(

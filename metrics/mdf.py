@@ -631,12 +631,12 @@ def mdf(
     # the reference runs without autograd unless something on its path needs a gradient
     ref_grad = y.requires_grad or params_grad
     cl = torch.channels_last if channels_last else torch.contiguous_format
-    params_all = {
-        i: folded[i] if folded is not None else fold_discriminator(discriminators[i]) for i in sel
-    }
-    chunk = _chunk_size(xin, [params_all[i] for i in sel], need_grad and not ref_grad)
+    params_sel = [
+        folded[i] if folded is not None else fold_discriminator(discriminators[i]) for i in sel
+    ]
+    chunk = _chunk_size(xin, params_sel, need_grad and not ref_grad)
     totals = [
-        _mdf_chunk(xc, yc, [params_all[i] for i in sel], need_grad, ref_grad, cl)
+        _mdf_chunk(xc, yc, params_sel, need_grad, ref_grad, cl)
         for xc, yc in zip(xin.split(chunk), yin.split(chunk))
     ]
     total = totals[0] if len(totals) == 1 else torch.cat(totals)

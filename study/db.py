@@ -202,7 +202,6 @@ class RawConnection:
     statements built once (module constants), not new ones per call."""
 
     def __init__(self, dbapi_conn, dialect):
-        self._conn = dbapi_conn
         self._cursor = dbapi_conn.cursor()
         self.dialect = dialect
         #: the driver's IntegrityError (a unique or foreign-key constraint refused a write)

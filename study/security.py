@@ -96,11 +96,9 @@ def _csp(hosts) -> str:
 def _headers(resp):
     resp.headers.setdefault("X-Content-Type-Options", "nosniff")
     resp.headers.setdefault("Referrer-Policy", "same-origin")
-    hosts = tuple(current_app.config["MTURK_SUBMIT_HOSTS"])
-    cached = current_app.extensions.get("study_csp")
-    if cached is None or cached[0] != hosts:  # built once per configuration
-        cached = current_app.extensions["study_csp"] = (hosts, _csp(hosts))
-    resp.headers.setdefault("Content-Security-Policy", cached[1])
+    resp.headers.setdefault(
+        "Content-Security-Policy", _csp(current_app.config["MTURK_SUBMIT_HOSTS"])
+    )
     return resp
 
 
