@@ -10,9 +10,14 @@ lower bound. Two runs per level, each on a fresh database:
 
 - closed loop: every participant sends its next answer as soon as the last reply came (the
   most the server can take; latency here is mostly queueing: N waiting clients / throughput);
-- paced (open loop): ``--rate`` answers/s offered in total, each participant on a fixed
-  schedule, latency measured from each answer's scheduled time (a server that falls behind
-  shows it), after a warm-up in which all participants consent and get their HIT.
+- paced (open loop): ``--rate`` answers/s offered in total by N participant slots, each on a
+  fixed schedule, latency measured from each answer's scheduled time (a server that falls
+  behind shows it). Each slot runs three participants one after another (consent, HIT
+  allocation, the HIT, the completion page) and the slots start spread over one HIT's
+  duration, so HITs begin and end spread in time as in a real study; answers/s and latency
+  are taken over the window in which all N slots are busy (ramp-up and ramp-down left out).
+  (Without the spread, all N participants would finish within one interval and the burst of
+  completion pages dominates the tail.)
 
 Prints a Markdown table: answers/s, p50/p99 latency of the answer POSTs, and server / database
 / client CPU time per answer (server: all gunicorn processes over the closed-loop run, consent
@@ -27,6 +32,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
 import os
 import signal
 import socket
@@ -35,6 +41,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +130,51 @@ def _postgres_cpu_seconds() -> float:
     return _cpu_seconds(lambda name, fields: name.startswith("postgres"))
 
 
+def _client_share(url, k, procs, bots, participants, rate, stagger, start_at):
+    """Client process ``k`` of ``procs``: its share of the slots (every ``procs``-th one, so
+    the slots of all processes together are spread as one ``simulate`` would spread them)."""
+    n = participants // procs
+    warmup = 0.0
+    if rate is not None:
+        interval = participants / rate
+        warmup = max(0.0, start_at + (interval + stagger) * k / participants - time.perf_counter())
+    c0 = time.process_time()
+    results = simulate(
+        url,
+        bots // procs,
+        {},
+        careless_rate=0.0,
+        concurrency=n,
+        seed=1000 * participants + k,
+        prefix=f"sim{k}-",
+        rate=None if rate is None else rate / procs,
+        warmup=warmup,
+        stagger=stagger,
+    )
+    for r in results:
+        r.client = None
+    return results, time.process_time() - c0
+
+
+def _clients(url, bots, participants, rate, stagger, procs):
+    """Run the simulated participants in ``procs`` client processes (so the load generator is
+    not one Python process whose GIL every one of 100 threads waits for); returns the results,
+    the clients' CPU seconds and the wall time."""
+    procs = max(1, min(procs, participants))
+    while participants % procs or bots % procs:
+        procs -= 1
+    t0 = time.perf_counter()
+    start_at = t0 + 1.0  # the clients' processes start meanwhile
+    with ProcessPoolExecutor(procs, mp_context=multiprocessing.get_context("fork")) as pool:
+        futs = [
+            pool.submit(_client_share, url, k, procs, bots, participants, rate, stagger, start_at)
+            for k in range(procs)
+        ]
+        outs = [f.result() for f in futs]
+    wall = time.perf_counter() - t0 - (0.0 if rate is None else 1.0)
+    return [r for res, _ in outs for r in res], sum(c for _, c in outs), wall
+
+
 def run_level(
     db_url: str,
     manifest: Path,
@@ -133,11 +185,14 @@ def run_level(
     sqlite_synchronous: str = "FULL",
     rate: float | None = None,
     trials: int = 9,
+    procs: int = 1,
 ) -> dict:
     """One measurement: a fresh gunicorn on ``db_url``; returns answers/s and latencies (ms).
 
     ``rate``: pace the answers at this many per second in total (open loop; latency counted
-    from each answer's scheduled time); None: closed loop, answers as fast as replies come."""
+    from each answer's scheduled time); None: closed loop, answers as fast as replies come.
+    ``procs``: client processes."""
+    bots = participants if rate is None else 3 * participants  # paced: 3 per slot in turn
     if db_url.startswith("postgresql"):
         eng = make_engine(db_url)
         metadata.drop_all(eng)
@@ -149,7 +204,7 @@ def run_level(
         MDF_STUDY_MANIFEST=str(manifest),
         MDF_STUDY_DATABASE=db_url,
         MDF_STUDY_INSTANCE=str(tmp / "inst"),
-        MDF_STUDY_PER_PAIR=str(max(10, participants * trials // 6 + trials)),
+        MDF_STUDY_PER_PAIR=str(max(10, bots * trials // 6 + trials)),
         MDF_STUDY_TRIALS_PER_HIT=str(trials),
         MDF_STUDY_SQLITE_SYNCHRONOUS=sqlite_synchronous,
     )
@@ -174,21 +229,8 @@ def run_level(
                 time.sleep(0.2)
         cpu0 = _group_cpu_seconds(proc.pid)
         db0 = _postgres_cpu_seconds()
-        client0 = time.process_time()
-        t0 = time.perf_counter()
-        warmup = 0.0 if rate is None else 1.0 + 0.02 * participants
-        results = simulate(
-            url,
-            participants,
-            {},
-            careless_rate=0.0,
-            concurrency=participants,
-            seed=participants,
-            rate=rate,
-            warmup=warmup,
-        )
-        wall = time.perf_counter() - t0 - warmup
-        client_cpu = time.process_time() - client0
+        stagger = 0.0 if rate is None else (trials + 1) * participants / rate  # one HIT
+        results, client_cpu, wall = _clients(url, bots, participants, rate, stagger, procs)
         cpu = _group_cpu_seconds(proc.pid) - cpu0
         db_cpu = _postgres_cpu_seconds() - db0 if db_url.startswith("postgresql") else 0.0
     finally:
@@ -198,10 +240,18 @@ def run_level(
     errors = [e for r in results for e in r.errors]
     lat = np.array([x for r in results for x in r.latencies]) * 1000
     n = sum(r.answers for r in results)
+    rate_measured = n / wall
+    if rate is not None:  # the window in which every slot is busy
+        sent = np.array([x for r in results for x in r.sent])
+        lo, hi = sent.min() + stagger, sent.max() - stagger
+        inside = (sent >= lo) & (sent < hi)
+        lat = lat[inside]
+        rate_measured = inside.sum() / (hi - lo)
     return {
         "answers": n,
         "errors": len(errors),
-        "answers_per_s": n / wall,
+        "measured": len(lat),
+        "answers_per_s": rate_measured,
         "server_cpu_ms": 1000 * cpu / max(n, 1),
         "db_cpu_ms": 1000 * db_cpu / max(n, 1),
         "client_cpu_ms": 1000 * client_cpu / max(n, 1),
@@ -222,8 +272,13 @@ def main(argv=None) -> None:
         default=500.0,
         help="offered load of the paced runs, answers/s (0: closed-loop runs only)",
     )
+    ap.add_argument("--trials", type=int, default=29, help="trials per HIT (+1 check): longer runs")
     ap.add_argument(
-        "--trials", type=int, default=29, help="trials per HIT (+1 check): longer runs"
+        "--client-procs",
+        type=int,
+        default=4,
+        help="client processes at most (one per 10 participants): a single Python process "
+        "driving 100 threads measures its own GIL queue",
     )
     ap.add_argument("--postgres", default=os.environ.get("MDF_TEST_POSTGRES_URL"))
     ap.add_argument(
@@ -253,8 +308,18 @@ def main(argv=None) -> None:
                         continue
                     k += 1
                     db = url or f"sqlite:///{tmp}/bench-{b}-{k}.sqlite3"
+                    procs = max(1, min(args.client_procs, n // 10))
                     r[kind] = run_level(
-                        db, manifest, n, args.workers, args.threads, tmp, mode, rate, args.trials
+                        db,
+                        manifest,
+                        n,
+                        args.workers,
+                        args.threads,
+                        tmp,
+                        mode,
+                        rate,
+                        args.trials,
+                        procs,
                     )
                     print(f"{name} @ {n} {kind}: {r[kind]}", file=sys.stderr)
                 rows.append((name, n, r))
@@ -262,7 +327,9 @@ def main(argv=None) -> None:
         f"\ngunicorn {args.workers} workers x {args.threads} threads, loopback, "
         f"{os.cpu_count()} CPU cores shared by server and clients; HITs of {args.trials} trials "
         f"+ 1 check; closed loop: every participant answers as soon as the last reply came; "
-        f"paced: {args.rate:g} answers/s offered in total, latency from the scheduled time\n"
+        f"paced: {args.rate:g} answers/s offered in total by N participant slots (3 HITs each "
+        f"in turn, starts spread over one HIT), latency from the scheduled time, measured "
+        f"while all slots are busy\n"
     )
     print(
         "| backend | participants | closed-loop answers/s | closed p99 ms | paced answers/s "
@@ -272,9 +339,7 @@ def main(argv=None) -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, n, r in rows:
         c, p = r["closed"], r.get("paced")
-        paced = (
-            f"{p['answers_per_s']:.0f} | {p['p50']:.1f} | {p['p99']:.1f}" if p else "- | - | -"
-        )
+        paced = f"{p['answers_per_s']:.0f} | {p['p50']:.1f} | {p['p99']:.1f}" if p else "- | - | -"
         runs = [x for x in (c, p) if x]
         print(
             f"| {name} | {n} | {c['answers_per_s']:.0f} | {c['p99']:.1f} | {paced} | "

@@ -6,16 +6,25 @@ gunicorn workers serialise cleanly instead of failing on lock upgrades. PostgreS
 ``postgresql://`` URL) uses READ COMMITTED with row locks (``SELECT ... FOR UPDATE``) and an
 advisory lock while the pool is created. ``init-db`` refuses to touch existing tables unless
 ``--force`` is given (the Flask tutorial's ``init-db`` silently drops everything).
+
+The participant hot path (answers, trial pages, images) runs on ``raw_transaction``: Core
+statements compiled once, executed on the pooled DBAPI connection; on PostgreSQL (psycopg2)
+as server-side prepared statements, with BEGIN and COMMIT sent along with the statements (an
+answer is two round trips) and no ping at checkout (a dead connection is replaced on the first
+round trip instead). The rest (allocation, admin, export) uses SQLAlchemy connections, pinged
+at checkout on PostgreSQL.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import contextvars
 import functools
 import json
 import logging
 import os
+import re
 import time
 import weakref
 
@@ -24,6 +33,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import create_engine, event, func, insert, select
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DisconnectionError
 
 from . import models as m
 from .design import build_full_pool
@@ -82,7 +92,24 @@ def make_engine(url: str, sqlite_synchronous: str = "FULL") -> Engine:
 
         return engine
     if url.startswith("postgresql"):
-        return create_engine(_pg_driver(url), pool_size=5, max_overflow=10, pool_pre_ping=True)
+        engine = create_engine(_pg_driver(url), pool_size=5, max_overflow=10)
+
+        @event.listens_for(engine, "checkout")
+        def _ping(dbapi_conn, _record, _proxy):
+            # Pessimistic disconnect handling for the SQLAlchemy path (allocation, admin,
+            # export): a connection that fails a ping at checkout is replaced by the pool
+            # (DisconnectionError). The raw answer path skips the ping; it recovers from a
+            # dead connection on its first round trip instead (_PsycopgRawConnection).
+            if _RAW_CHECKOUT.get():
+                return
+            try:
+                alive = engine.dialect.do_ping(dbapi_conn)
+            except engine.dialect.loaded_dbapi.Error as exc:
+                raise DisconnectionError(str(exc)) from exc
+            if not alive:
+                raise DisconnectionError("ping failed")
+
+        return engine
     raise ValueError(f"unsupported database URL scheme in {url!r} (sqlite or postgresql)")
 
 
@@ -191,73 +218,269 @@ def _row_class(names: tuple[str, ...]):
     return collections.namedtuple("Row", names, rename=True)
 
 
-_COMPILED: dict[tuple, tuple] = {}
+class _Compiled:
+    """One Core statement compiled for one dialect: the driver's SQL, its parameter names in
+    order, and (PostgreSQL) a server-side prepared form: ``PREPARE <name> AS <sql with $n>``."""
+
+    __slots__ = ("compiled", "names", "prep_name", "prep_sql", "sql", "stmt")
+
+    _PYFORMAT = re.compile(r"%\((\w+)\)s|%%")
+
+    def __init__(self, stmt, dialect, column_keys, number: int):
+        self.stmt = stmt  # kept alive: the cache is keyed by id(stmt)
+        self.compiled = stmt.compile(dialect=dialect, column_keys=column_keys)
+        self.sql = str(self.compiled)
+        self.names = list(self.compiled.positiontup or ())
+        self.prep_name = self.prep_sql = None
+        if dialect.driver == "psycopg2":  # pyformat: %(name)s, literal % doubled
+            order: list[str] = []
+
+            def number_param(match):
+                if match.group(1) is None:
+                    return "%"
+                if match.group(1) not in order:
+                    order.append(match.group(1))
+                return f"${order.index(match.group(1)) + 1}"
+
+            self.prep_sql = self._PYFORMAT.sub(number_param, self.sql)
+            self.names = order
+            self.prep_name = f"mdf_study_{number}"
+
+    def args(self, params: dict, positional: bool):
+        values = self.compiled.construct_params(params)
+        if positional:
+            return [values[name] for name in self.names]
+        return values
+
+
+_COMPILED: dict[tuple, _Compiled] = {}
+
+
+def _compiled(stmt, dialect, params: dict) -> _Compiled:
+    key = (id(stmt), dialect.name, dialect.driver, tuple(params) if stmt.is_insert else ())
+    entry = _COMPILED.get(key)
+    if entry is None:
+        keys = list(params) if stmt.is_insert else None
+        entry = _COMPILED[key] = _Compiled(stmt, dialect, keys, len(_COMPILED))
+    return entry
+
+
+#: set while the raw path checks a connection out: it skips the pool's ping (see make_engine)
+_RAW_CHECKOUT: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "study_raw_checkout", default=False
+)
+
+
+def _checkout(engine: Engine):
+    token = _RAW_CHECKOUT.set(True)
+    try:
+        return engine.raw_connection()
+    finally:
+        _RAW_CHECKOUT.reset(token)
 
 
 class RawConnection:
     """A pooled DBAPI connection inside one transaction, executing SQLAlchemy Core statements
     compiled once per dialect (the answer path's statements run ~10x faster than through
-    ``Connection.execute``; no type processing, so only plain int/float/str/None values). The
-    compiled forms are cached per statement object for the life of the process, so pass
-    statements built once (module constants), not new ones per call."""
+    ``Connection.execute``; no type processing, so only plain int/float/str/None values).
 
-    def __init__(self, dbapi_conn, dialect):
-        self._cursor = dbapi_conn.cursor()
-        self.dialect = dialect
+    ``execute(stmt, params)`` runs a statement now and returns its rows; ``defer(stmt,
+    params)`` queues a write that runs at commit, in order (on PostgreSQL in the same round
+    trip as the COMMIT; errors such as a unique-constraint violation then surface when the
+    ``raw_transaction`` block ends). The compiled forms are cached per statement object for
+    the life of the process, so pass statements built once (module constants), not new ones
+    per call. This base class serves SQLite and any other driver (plain DBAPI calls)."""
+
+    def __init__(self, engine: Engine, write: bool):
+        self.engine = engine
+        self.dialect = engine.dialect
+        self.write = write
         #: the driver's IntegrityError (a unique or foreign-key constraint refused a write)
-        self.integrity_error = dialect.loaded_dbapi.IntegrityError
+        self.integrity_error = self.dialect.loaded_dbapi.IntegrityError
+        self._pooled = _checkout(engine)
+        self._cursor = self._pooled.driver_connection.cursor()
+        self._deferred: list[tuple[_Compiled, dict]] = []
+        self._positional = self.dialect.positional
 
     def execute(self, stmt, params: dict | None = None) -> _Rows:
         params = params or {}
-        key = (id(stmt), self.dialect.name, tuple(params) if stmt.is_insert else ())
-        entry = _COMPILED.get(key)
-        if entry is None:
-            compiled = stmt.compile(
-                dialect=self.dialect, column_keys=list(params) if stmt.is_insert else None
-            )
-            entry = _COMPILED[key] = (stmt, compiled, str(compiled))
-        _, compiled, sql = entry
-        values = compiled.construct_params(params)
-        if self.dialect.positional:
-            args = [values[name] for name in compiled.positiontup]
-        else:
-            args = values
-        self._cursor.execute(sql, args)
+        entry = _compiled(stmt, self.dialect, params)
+        self._cursor.execute(entry.sql, entry.args(params, self._positional))
         return _Rows(self._cursor)
+
+    def defer(self, stmt, params: dict | None = None) -> None:
+        if not self.write:
+            raise RuntimeError("defer() needs a write transaction: raw_transaction(write=True)")
+        params = params or {}
+        self._deferred.append((_compiled(stmt, self.dialect, params), params))
+
+    def begin(self) -> None:
+        pass  # DBAPI: the driver opens a transaction before the first statement
+
+    def commit(self) -> None:
+        for entry, params in self._deferred:
+            self._cursor.execute(entry.sql, entry.args(params, self._positional))
+        self._pooled.driver_connection.commit()
+
+    def rollback(self) -> None:
+        self._pooled.driver_connection.rollback()
+
+    def close(self) -> None:
+        """Give the connection back to the pool."""
+        self._pooled.close()
+
+
+class _SQLiteRawConnection(RawConnection):
+    """SQLite (pysqlite with ``isolation_level=None``): explicit ``BEGIN IMMEDIATE`` for writers
+    (after the process/file writer lock), ``BEGIN`` for readers (one snapshot for all reads)."""
+
+    def begin(self) -> None:
+        self._cursor.execute("BEGIN IMMEDIATE" if self.write else "BEGIN")
+
+    def commit(self) -> None:
+        for entry, params in self._deferred:
+            self._cursor.execute(entry.sql, entry.args(params, True))
+        self._cursor.execute("COMMIT")
+
+    def rollback(self) -> None:
+        self._cursor.execute("ROLLBACK")
+
+
+class _PsycopgRawConnection(RawConnection):
+    """PostgreSQL through psycopg2, in as few round trips as the work allows.
+
+    - Statements are prepared on the server once per connection (``PREPARE``; the set of
+      prepared names lives in the pool's record of the connection) and run by ``EXECUTE``, so
+      PostgreSQL parses and plans the answer path's join once, not per answer.
+    - The connection runs in autocommit mode and the transaction is explicit: ``BEGIN`` goes
+      with the first statement and the deferred writes go with ``COMMIT``, so an answer costs
+      two round trips (``BEGIN; SELECT ... FOR UPDATE`` and ``INSERT; UPDATE; COMMIT``)
+      instead of six. Readers (``write=False``) run each statement on its own: under READ
+      COMMITTED a transaction block gives several reads no common snapshot anyway.
+    - No ping at checkout: when the first round trip finds the connection dead (the server
+      restarted), the pool is replaced and the round trip is sent again on a fresh connection
+      (nothing of the transaction had reached the server). A later failure is raised.
+    """
+
+    def __init__(self, engine: Engine, write: bool):
+        super().__init__(engine, write)
+        self._open()
+        self._in_tx = False  # BEGIN was sent
+        self._sent = False  # a round trip of this transaction reached the server
+
+    def _open(self) -> None:
+        conn = self._pooled.driver_connection
+        conn.autocommit = True  # client side only: psycopg2 stops sending its own BEGIN
+        self._cursor = conn.cursor()
+        self._prepared = self._pooled.info.setdefault("study_prepared", set())
+
+    def _round_trip(self, calls: list, begin: bool = False, commit: bool = False) -> None:
+        for attempt in range(3):
+            try:
+                for entry, _ in calls:
+                    if entry.prep_name not in self._prepared:
+                        self._cursor.execute(f"PREPARE {entry.prep_name} AS {entry.prep_sql}")
+                        self._prepared.add(entry.prep_name)
+                parts, args = ["BEGIN"] if begin else [], []
+                for entry, params in calls:
+                    values = entry.args(params, True)
+                    marks = ", ".join(["%s"] * len(values))
+                    parts.append(
+                        f"EXECUTE {entry.prep_name}({marks})"
+                        if values
+                        else f"EXECUTE {entry.prep_name}"
+                    )
+                    args.extend(values)
+                if commit:
+                    parts.append("COMMIT")
+                self._cursor.execute(";".join(parts), args)
+                self._sent = True
+                return
+            except self.dialect.loaded_dbapi.Error as exc:
+                if (
+                    self._sent
+                    or attempt == 2
+                    or not self.dialect.is_disconnect(
+                        exc, self._pooled.driver_connection, self._cursor
+                    )
+                ):
+                    raise
+                log.warning("database connection lost (%s); reconnecting", exc)
+                self._pooled.invalidate(exc)
+                self.engine.dispose()  # the others in the pool are as dead as this one
+                self._pooled = _checkout(self.engine)
+                self._open()
+
+    def execute(self, stmt, params: dict | None = None) -> _Rows:
+        params = params or {}
+        begin = self.write and not self._in_tx
+        self._round_trip([(_compiled(stmt, self.dialect, params), params)], begin=begin)
+        self._in_tx = self._in_tx or begin
+        return _Rows(self._cursor)
+
+    def begin(self) -> None:
+        pass  # BEGIN is sent with the first statement
+
+    def commit(self) -> None:
+        if self._deferred:
+            self._round_trip(self._deferred, begin=not self._in_tx, commit=True)
+        elif self._in_tx:
+            self._cursor.execute("COMMIT")
+        self._in_tx = False
+
+    def rollback(self) -> None:
+        if self._in_tx:
+            self._in_tx = False
+            self._cursor.execute("ROLLBACK")
+
+    def close(self) -> None:
+        conn = self._pooled.driver_connection
+        if conn is None:  # invalidated
+            return
+        if conn.closed or conn.info.transaction_status != 0:  # not idle: never pool it again
+            self._pooled.invalidate()
+            return
+        conn.autocommit = False  # as the SQLAlchemy path expects it
+        self._pooled.close()
+
+
+def _raw_connection_class(engine: Engine) -> type[RawConnection]:
+    if engine.dialect.name == "sqlite":
+        return _SQLiteRawConnection
+    if engine.dialect.driver == "psycopg2":
+        return _PsycopgRawConnection
+    return RawConnection
 
 
 @contextlib.contextmanager
 def raw_transaction(engine: Engine, write: bool = False):
     """Like :func:`transaction`, on a raw pooled DBAPI connection (see :class:`RawConnection`).
 
-    SQLite: ``BEGIN IMMEDIATE`` for writers (after the process/file writer lock), ``BEGIN``
-    otherwise; PostgreSQL: the driver's implicit transaction. Committed on success, rolled
-    back on any error; the connection goes back to the pool either way."""
+    Committed (with the deferred writes) on success, rolled back on any error; the connection
+    goes back to the pool either way. SQLite writers hold the process/file writer lock."""
     lock = _WRITER_LOCKS.get(engine) if write else None
-    sqlite = engine.dialect.name == "sqlite"
     with lock if lock is not None else contextlib.nullcontext():
-        pooled = engine.raw_connection()
+        raw = _raw_connection_class(engine)(engine, write)
         try:
-            raw = RawConnection(pooled.driver_connection, engine.dialect)
-            if sqlite:
-                raw._cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            raw.begin()
             try:
                 yield raw
             except BaseException:
                 try:
-                    if sqlite:
-                        raw._cursor.execute("ROLLBACK")
-                    else:
-                        pooled.driver_connection.rollback()
+                    raw.rollback()
                 except Exception:  # the original error matters more
                     log.exception("rollback failed")
                 raise
-            if sqlite:
-                raw._cursor.execute("COMMIT")
-            else:
-                pooled.driver_connection.commit()
+            try:
+                raw.commit()
+            except BaseException:
+                try:
+                    raw.rollback()
+                except Exception:
+                    log.exception("rollback failed")
+                raise
         finally:
-            pooled.close()
+            raw.close()
 
 
 def get_engine() -> Engine:

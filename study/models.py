@@ -87,5 +87,8 @@ answers = Table(
     Column("correct", Integer, nullable=True),  # checks/practice: 1 if the reference was chosen
     Column("rt_ms", Float, nullable=False),
     Column("created_at", Float, nullable=False),
-    UniqueConstraint("assignment_id", "trial_id", name="uq_answer_trial"),
+    # trial_id first: the answer path joins a HIT's trials to their answers by trial id, and
+    # an index led by assignment_id made PostgreSQL scan the whole index per trial (its cost
+    # grew with every stored answer); assignment lookups use ix_answers_assignment_id
+    UniqueConstraint("trial_id", "assignment_id", name="uq_answer_trial"),
 )

@@ -46,6 +46,7 @@ class BotResult:
     answers: int = 0
     duplicates: int = 0
     latencies: list[float] = field(default_factory=list)
+    sent: list[float] = field(default_factory=list)  # when each latency's clock started
     errors: list[str] = field(default_factory=list)
     completed: bool = False
     acked: list[str] = field(default_factory=list)  # answer ids the server confirmed
@@ -162,10 +163,12 @@ def run_bot(
 ) -> BotResult:
     """Take one HIT at ``base_url`` as ``participant``; see the module docstring.
 
-    ``pace = (start, interval)`` (``time.perf_counter()`` seconds) sends answer k at
-    ``start + k * interval`` instead of as fast as possible (an open-loop load: a bot that
-    falls behind sends at once), and measures each answer's latency from its scheduled time,
-    so a slow server is not hidden by bots waiting for it (no "coordinated omission").
+    ``pace = (origin, interval)`` (``time.perf_counter()`` seconds) sends the answers on the
+    ticks ``origin + j * interval`` instead of as fast as possible, starting at the first tick
+    after the HIT page arrived (an open-loop load: a bot that falls behind sends at once), and
+    measures each answer's latency from its scheduled tick, so a slow server is not hidden by
+    bots waiting for it (no "coordinated omission"). Bots that take turns on one schedule
+    (``simulate``'s slots) share its origin.
 
     ``hashes`` (from ``hash_table``) lets the bot recognise conditions; without it every answer
     is random. ``duplicate_rate``: probability of sending an answer twice (double click).
@@ -232,6 +235,7 @@ def _run_bot(
         "X-Requested-With": "mdf-study",
         "Origin": c.origin,
     }
+    first_tick = None
     for t in data["trials"]:
         if t["answered"]:
             continue
@@ -269,7 +273,9 @@ def _run_bot(
         sends = 2 if rng.random() < duplicate_rate else 1
         scheduled = None
         if pace is not None:
-            scheduled = pace[0] + pace[1] * (res.answers + res.duplicates)
+            if first_tick is None:  # the first tick after the HIT page arrived
+                first_tick = max(0, math.ceil((time.perf_counter() - pace[0]) / pace[1]))
+            scheduled = pace[0] + pace[1] * (first_tick + res.answers + res.duplicates)
             delay = scheduled - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
@@ -285,6 +291,7 @@ def _run_bot(
                     time.sleep(0.2 * 2**attempt)
                     continue
                 res.latencies.append(time.perf_counter() - t0)
+                res.sent.append(t0)
                 if st >= 500 and attempt < 5:
                     time.sleep(0.2 * 2**attempt)
                     continue
@@ -322,62 +329,79 @@ def simulate(
     platform: str = "local",
     rate: float | None = None,
     warmup: float = 1.0,
+    stagger: float = 0.0,
 ) -> list[BotResult]:
     """Run ``participants`` bots, ``concurrency`` at a time; return one ``BotResult`` each.
 
     ``exp`` lets careful bots recognise conditions (else all answers are random).
-    ``rate`` (answers/s, all bots together) paces the answers (see ``run_bot``'s ``pace``):
-    every bot sends one answer per ``concurrency / rate`` seconds, the bots' phases spread
-    evenly, the first ``warmup`` seconds after the call left for consent and HIT allocation.
-    Without it the bots answer as fast as the server replies (a closed loop).
+    Without ``rate`` the bots answer as fast as the server replies (a closed loop).
+
+    ``rate`` (answers/s, all bots together) paces the answers instead: ``concurrency`` slots,
+    each a participant at a time (bots ``k``, ``k + concurrency``, ... in turn, the next one
+    starting when the last finished, as people arriving one after another), each sending one
+    answer per ``concurrency / rate`` seconds on its own schedule (``run_bot``'s ``pace``).
+    The schedules start ``warmup`` seconds after the call (time for consent and HIT
+    allocation), their phases spread evenly over one interval and their starts over
+    ``stagger`` seconds: with ``stagger`` about one HIT's duration, HITs start and finish
+    spread in time as in a real study rather than all at once.
     """
     if participants < 1 or concurrency < 1:
         raise ValueError("participants and concurrency must be >= 1")
     if not 0 <= careless_rate <= 1:
         raise ValueError(f"careless_rate must be in [0, 1], got {careless_rate}")
+    if rate is not None and not rate > 0:
+        raise ValueError(f"rate must be > 0 answers/s, got {rate}")
+    if rate is not None and participants < concurrency:
+        raise ValueError("a paced run needs participants >= concurrency (one slot per bot)")
+    if stagger < 0:
+        raise ValueError(f"stagger must be >= 0 s, got {stagger}")
     hashes = hash_table(exp) if exp is not None else None
     master = random.Random(seed)
     plans = [
         (f"{prefix}{k:04d}", master.random() < careless_rate, master.getrandbits(64))
         for k in range(participants)
     ]
-    results = []
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=participants, desc="participants", unit="bot")
-    if rate is not None and not rate > 0:
-        raise ValueError(f"rate must be > 0 answers/s, got {rate}")
-    paces = [None] * participants
-    if rate is not None:
-        if concurrency < participants:
-            raise ValueError("a paced run needs concurrency >= participants")
-        interval = concurrency / rate
-        start = time.perf_counter() + warmup
-        paces = [(start + interval * k / participants, interval) for k in range(participants)]
+
+    def one(plan, pace):
+        pid, careless, s = plan
+        res = run_bot(
+            base_url,
+            pid,
+            jod,
+            careless,
+            hashes,
+            random.Random(s),
+            platform,
+            30.0,
+            duplicate_rate,
+            None,
+            pace,
+        )
+        if bar is not None:
+            bar.update(1)
+        return res
+
+    results = []
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        futs = [
-            pool.submit(
-                run_bot,
-                base_url,
-                pid,
-                jod,
-                careless,
-                hashes,
-                random.Random(s),
-                platform,
-                30.0,
-                duplicate_rate,
-                None,
-                pace,
-            )
-            for (pid, careless, s), pace in zip(plans, paces)
-        ]
+        if rate is None:
+            futs = [pool.submit(one, plan, None) for plan in plans]
+        else:
+            interval = concurrency / rate
+            start = time.perf_counter() + warmup
+
+            def slot(k):
+                origin = start + (interval + stagger) * k / concurrency
+                return [one(plan, (origin, interval)) for plan in plans[k::concurrency]]
+
+            futs = [pool.submit(slot, k) for k in range(concurrency)]
         for f in as_completed(futs):
-            results.append(f.result())
-            if bar is not None:
-                bar.update(1)
+            got = f.result()
+            results.extend(got if isinstance(got, list) else [got])
     if bar is not None:
         bar.close()
     results.sort(key=lambda r: r.participant)

@@ -271,7 +271,7 @@ def load_assignment(
         answered = {t["id"] for t in trials if t.pop("answer") is not None}
         leased = hit.assigned_to == a["id"] and hit.status == "leased" and a["status"] == "active"
         if leased and lease_seconds is not None:
-            conn.execute(
+            conn.defer(
                 _U_HIT_LEASE,
                 {"b_hid": hit.id, "b_exp": now + lease_seconds, "b_ver": hit.version + 1},
             )
@@ -369,62 +369,69 @@ def record_answer(
     if not isinstance(token, str) or not TOKEN_RE.match(token):
         raise StudyError(404, "unknown HIT link")
     now = time.time() if now is None else now
-    with raw_transaction(engine, write=True) as conn:
-        pg = conn.dialect.name == "postgresql"
-        rows = conn.execute(_S_ANSWER_STATE_PG if pg else _S_ANSWER_STATE, {"token": token}).all()
-        if not rows:
-            raise StudyError(404, "unknown HIT link")
-        a = rows[0]
-        total = len(rows)
-        n_answered = sum(r.answer is not None for r in rows)
-        prev = next((r for r in rows if r.answer_cid == cid), None)
-        if prev is not None:  # a retry (same trial and side) or a reused id
-            if prev.id == tid and prev.answer_side == side:
-                return {
-                    "done": a.status == "completed",
-                    "answered": n_answered,
-                    "total": total,
-                    "duplicate": True,
-                }
-            raise StudyError(409, "answer_id was already used for another answer")
-        if a.status == "completed":
-            raise StudyError(409, "this HIT is already finished")
-        if a.status != "active":
-            raise StudyError(410, "this HIT expired; please start again")
-        if a.assigned_to != a.aid or a.hit_status != "leased":
-            raise StudyError(410, "this HIT expired and went to another participant")
-        trial = next((r for r in rows if r.id == tid), None)
-        if trial is None:
-            raise StudyError(404, "this trial is not part of your HIT")
-        if trial.answer is not None:
-            raise StudyError(409, "this trial was already answered")
-        first_open = next(r for r in rows if r.answer is None)
-        if trial.id != first_open.id:
-            raise StudyError(409, "answer the trials in order")
-        chosen = trial.left if side == "left" else trial.right
-        correct = None if trial.kind == "pair" else int(chosen == CHECK_REFERENCE)
-        try:
-            conn.execute(
-                _I_ANSWER,
-                {
-                    "client_id": cid,
-                    "assignment_id": a.aid,
-                    "trial_id": tid,
-                    "chosen_side": side,
-                    "chosen": chosen,
-                    "correct": correct,
-                    "rt_ms": rt,
-                    "created_at": now,
-                },
-            )
-        except conn.integrity_error as exc:  # the id belongs to another participant's answer
-            raise StudyError(409, "answer_id was already used for another answer") from exc
-        n = n_answered + 1
-        done = n >= total
-        if done:
-            conn.execute(_U_ASSIGNMENT_DONE, {"b_aid": a.aid, "b_now": now})
-            conn.execute(_U_HIT_DONE, {"b_hid": a.hit_id, "b_ver": a.version + 1})
-        else:
-            lease = now + float(settings["lease_seconds"])
-            conn.execute(_U_HIT_LEASE, {"b_hid": a.hit_id, "b_exp": lease, "b_ver": a.version + 1})
+    try:
+        with raw_transaction(engine, write=True) as conn:
+            return _answer_in(conn, token, cid, tid, side, rt, settings, now)
+    except engine.dialect.loaded_dbapi.IntegrityError as exc:
+        # the id belongs to another participant's answer (the unique constraint refused it)
+        raise StudyError(409, "answer_id was already used for another answer") from exc
+
+
+def _answer_in(conn, token, cid, tid, side, rt, settings, now) -> dict:
+    """The checks and writes of :func:`record_answer` inside its transaction (the writes are
+    deferred: on PostgreSQL they travel with the COMMIT)."""
+    pg = conn.dialect.name == "postgresql"
+    rows = conn.execute(_S_ANSWER_STATE_PG if pg else _S_ANSWER_STATE, {"token": token}).all()
+    if not rows:
+        raise StudyError(404, "unknown HIT link")
+    a = rows[0]
+    total = len(rows)
+    n_answered = sum(r.answer is not None for r in rows)
+    prev = next((r for r in rows if r.answer_cid == cid), None)
+    if prev is not None:  # a retry (same trial and side) or a reused id
+        if prev.id == tid and prev.answer_side == side:
+            return {
+                "done": a.status == "completed",
+                "answered": n_answered,
+                "total": total,
+                "duplicate": True,
+            }
+        raise StudyError(409, "answer_id was already used for another answer")
+    if a.status == "completed":
+        raise StudyError(409, "this HIT is already finished")
+    if a.status != "active":
+        raise StudyError(410, "this HIT expired; please start again")
+    if a.assigned_to != a.aid or a.hit_status != "leased":
+        raise StudyError(410, "this HIT expired and went to another participant")
+    trial = next((r for r in rows if r.id == tid), None)
+    if trial is None:
+        raise StudyError(404, "this trial is not part of your HIT")
+    if trial.answer is not None:
+        raise StudyError(409, "this trial was already answered")
+    first_open = next(r for r in rows if r.answer is None)
+    if trial.id != first_open.id:
+        raise StudyError(409, "answer the trials in order")
+    chosen = trial.left if side == "left" else trial.right
+    correct = None if trial.kind == "pair" else int(chosen == CHECK_REFERENCE)
+    conn.defer(
+        _I_ANSWER,
+        {
+            "client_id": cid,
+            "assignment_id": a.aid,
+            "trial_id": tid,
+            "chosen_side": side,
+            "chosen": chosen,
+            "correct": correct,
+            "rt_ms": rt,
+            "created_at": now,
+        },
+    )
+    n = n_answered + 1
+    done = n >= total
+    if done:
+        conn.defer(_U_ASSIGNMENT_DONE, {"b_aid": a.aid, "b_now": now})
+        conn.defer(_U_HIT_DONE, {"b_hid": a.hit_id, "b_ver": a.version + 1})
+    else:
+        lease = now + float(settings["lease_seconds"])
+        conn.defer(_U_HIT_LEASE, {"b_hid": a.hit_id, "b_exp": lease, "b_ver": a.version + 1})
     return {"done": done, "answered": n, "total": total, "duplicate": False}

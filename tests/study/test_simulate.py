@@ -120,8 +120,34 @@ def test_paced_bots_keep_the_offered_rate_and_time_from_the_schedule(live, h):
     assert all(len(r.latencies) == 10 and min(r.latencies) >= 0 for r in results)
 
 
+def test_paced_slots_run_participants_in_turn_with_staggered_starts(live, h):
+    import time
+
+    app, url = live(PER_PAIR=40)
+    t0 = time.perf_counter()
+    results = simulate(
+        url, 6, {}, careless_rate=0.0, concurrency=3, rate=30.0, warmup=0.5, stagger=0.6
+    )
+    assert all(r.completed and not r.errors for r in results)
+    assert sum(r.answers for r in results) == h.count_rows(app) == 60
+    by_id = {r.participant: r for r in results}
+    starts = []
+    for k in range(3):  # slot k: bots k and k + 3, one after the other, on one schedule
+        first, second = by_id[f"sim{k:04d}"], by_id[f"sim{k + 3:04d}"]
+        assert min(second.sent) > max(first.sent)
+        ticks = np.diff(first.sent + second.sent)
+        assert np.all(ticks >= 0.1 - 1e-6)  # one answer per 3 / 30 = 0.1 s at most
+        assert np.allclose(np.round(ticks / 0.1), ticks / 0.1, atol=0.05)  # on the grid
+        starts.append(first.sent[0] - t0)
+    # the slots' schedules start spread over (interval + stagger) = 0.7 s after the warm-up
+    assert starts[0] >= 0.5 - 0.01
+    assert np.allclose(np.diff(starts), 0.7 / 3, atol=0.02), starts
+
+
 def test_pacing_arguments_are_checked():
     with pytest.raises(ValueError, match="rate must be > 0"):
         simulate("http://127.0.0.1:9", 2, {}, concurrency=2, rate=0)
-    with pytest.raises(ValueError, match="concurrency >= participants"):
-        simulate("http://127.0.0.1:9", 4, {}, concurrency=2, rate=10)
+    with pytest.raises(ValueError, match="participants >= concurrency"):
+        simulate("http://127.0.0.1:9", 2, {}, concurrency=4, rate=10)
+    with pytest.raises(ValueError, match="stagger must be >= 0"):
+        simulate("http://127.0.0.1:9", 2, {}, concurrency=2, rate=10, stagger=-1)
