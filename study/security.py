@@ -18,6 +18,7 @@ import hmac
 from urllib.parse import urlsplit
 
 from flask import abort, current_app, request, session
+from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 __all__ = ["check_csrf", "csrf_token", "init_app", "require_json_api"]
@@ -73,7 +74,7 @@ def _origin_of(url: str) -> str | None:
 def _same_origin_guard():
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return
-    expected = request.host_url.rstrip("/").lower()
+    expected = f"{request.scheme}://{request.host}".lower()  # this site's origin
     origin = request.headers.get("Origin")
     if origin is not None:
         if origin.lower() != expected:
@@ -94,12 +95,22 @@ def _csp(hosts) -> str:
 
 
 def _headers(resp):
-    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-    resp.headers.setdefault("Referrer-Policy", "same-origin")
-    resp.headers.setdefault(
-        "Content-Security-Policy", _csp(current_app.config["MTURK_SUBMIT_HOSTS"])
-    )
+    headers = resp.headers
+    for name, value in current_app.extensions["study_security_headers"]:
+        if name not in headers:
+            headers[name] = value
     return resp
+
+
+class _LazySessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, opened only when the request carries a session cookie
+    (participants never do: only the admin logs in), so the participant routes skip building
+    a signing serializer per request."""
+
+    def open_session(self, app, request):
+        if app.config["SESSION_COOKIE_NAME"] not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 def init_app(app) -> None:
@@ -110,5 +121,11 @@ def init_app(app) -> None:
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
         app.config.setdefault("PREFERRED_URL_SCHEME", "https")
+    app.extensions["study_security_headers"] = (
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "same-origin"),
+        ("Content-Security-Policy", _csp(app.config["MTURK_SUBMIT_HOSTS"])),
+    )
+    app.session_interface = _LazySessionInterface()
     app.before_request(_same_origin_guard)
     app.after_request(_headers)
