@@ -12,12 +12,15 @@ lower bound. Two runs per level, each on a fresh database:
   most the server can take; latency here is mostly queueing: N waiting clients / throughput);
 - paced (open loop): ``--rate`` answers/s offered in total by N participant slots, each on a
   fixed schedule, latency measured from each answer's scheduled time (a server that falls
-  behind shows it). Each slot runs three participants one after another (consent, HIT
+  behind shows it). Each slot runs participants one after another (consent, HIT
   allocation, the HIT, the completion page) and the slots start spread over one HIT's
   duration, so HITs begin and end spread in time as in a real study; answers/s and latency
   are taken over the window in which all N slots are busy (ramp-up and ramp-down left out).
   (Without the spread, all N participants would finish within one interval and the burst of
   completion pages dominates the tail.)
+
+The participants run in up to ``--client-procs`` client processes (one per 10), so that the
+load generator is not one Python process whose GIL 100 threads queue for.
 
 Prints a Markdown table: answers/s, p50/p99 latency of the answer POSTs, and server / database
 / client CPU time per answer (server: all gunicorn processes over the closed-loop run, consent
@@ -192,7 +195,9 @@ def run_level(
     ``rate``: pace the answers at this many per second in total (open loop; latency counted
     from each answer's scheduled time); None: closed loop, answers as fast as replies come.
     ``procs``: client processes."""
-    bots = participants if rate is None else 3 * participants  # paced: 3 per slot in turn
+    # paced: participants take turns in each slot, >= 3 each and >= ~6000 answers in all
+    rounds = max(3, -(-6000 // (participants * (trials + 1))))
+    bots = participants if rate is None else rounds * participants
     if db_url.startswith("postgresql"):
         eng = make_engine(db_url)
         metadata.drop_all(eng)
@@ -260,6 +265,19 @@ def run_level(
     }
 
 
+def speed_probe() -> float:
+    """CPU seconds of a fixed pure-Python loop (the best of three): this shared VM's speed
+    drifts by up to ~2x over an afternoon, so the table states the speed it was measured at."""
+    best = float("inf")
+    for _ in range(3):
+        c0 = time.process_time()
+        s = 0
+        for i in range(1_000_000):
+            s += i * i % 7
+        best = min(best, time.process_time() - c0)
+    return best
+
+
 def main(argv=None) -> None:
     """Run the benchmark and print a Markdown table (see the module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -300,6 +318,7 @@ def main(argv=None) -> None:
             backends.append(("PostgreSQL", args.postgres, "FULL"))
         rows = []
         k = 0
+        probe0 = speed_probe()
         for b, (name, url, mode) in enumerate(backends):
             for n in levels:
                 r = {}
@@ -323,13 +342,15 @@ def main(argv=None) -> None:
                     )
                     print(f"{name} @ {n} {kind}: {r[kind]}", file=sys.stderr)
                 rows.append((name, n, r))
+        probe1 = speed_probe()
     print(
         f"\ngunicorn {args.workers} workers x {args.threads} threads, loopback, "
         f"{os.cpu_count()} CPU cores shared by server and clients; HITs of {args.trials} trials "
         f"+ 1 check; closed loop: every participant answers as soon as the last reply came; "
-        f"paced: {args.rate:g} answers/s offered in total by N participant slots (3 HITs each "
-        f"in turn, starts spread over one HIT), latency from the scheduled time, measured "
-        f"while all slots are busy\n"
+        f"paced: {args.rate:g} answers/s offered in total by N participant slots (HITs in turn, "
+        f">= 6000 answers, starts spread over one HIT), latency from the scheduled time, measured "
+        f"while all slots are busy; speed probe (1e6 Python loop steps, CPU ms) "
+        f"{1000 * probe0:.0f} before, {1000 * probe1:.0f} after\n"
     )
     print(
         "| backend | participants | closed-loop answers/s | closed p99 ms | paced answers/s "

@@ -273,8 +273,26 @@ def export(db, out, passed_only):
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--prefix", default="sim", show_default=True, help="Participant id prefix.")
 @click.option("--platform", type=click.Choice(["local", "prolific"]), default="local")
-def simulate(url, participants, jod, manifest, careless, concurrency, seed, prefix, platform):
-    """Simulated participants answering by a Thurstone model over HTTP."""
+@click.option(
+    "--rate",
+    type=float,
+    default=None,
+    help="Pace the answers at this many per second in total (--concurrency participants at a "
+    "time, each on a fixed schedule; latency counted from the schedule). Default: as fast as "
+    "the server answers.",
+)
+@click.option(
+    "--stagger",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="With --rate: spread the participants' starts over this many seconds.",
+)
+def simulate(
+    url, participants, jod, manifest, careless, concurrency, seed, prefix, platform, rate, stagger
+):
+    """Simulated participants answering by a Thurstone model over HTTP (also a load test:
+    with --rate it prints the answers' latency percentiles)."""
     from .experiment import load_experiment
     from .simulate import parse_jod
     from .simulate import simulate as run
@@ -297,6 +315,8 @@ def simulate(url, participants, jod, manifest, careless, concurrency, seed, pref
             prefix,
             progress=True,
             platform=platform,
+            rate=rate,
+            stagger=stagger,
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -306,6 +326,16 @@ def simulate(url, participants, jod, manifest, careless, concurrency, seed, pref
     click.echo(
         f"{done}/{participants} participants completed, {n} answers stored, {len(errors)} errors"
     )
+    lat = sorted(x for r in results for x in r.latencies)
+    if lat:
+
+        def pct(q):
+            return 1000 * lat[min(len(lat) - 1, int(q * len(lat)))]
+
+        click.echo(
+            f"answer latency: p50 {pct(0.5):.1f} ms, p99 {pct(0.99):.1f} ms, "
+            f"max {1000 * lat[-1]:.1f} ms ({len(lat)} requests)"
+        )
     for e in errors[:10]:
         click.echo(f"  error: {e}")
     if errors:

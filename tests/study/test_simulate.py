@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import numpy as np
@@ -142,6 +143,22 @@ def test_paced_slots_run_participants_in_turn_with_staggered_starts(live, h):
     # the slots' schedules start spread over (interval + stagger) = 0.7 s after the warm-up
     assert starts[0] >= 0.5 - 0.01
     assert np.allclose(np.diff(starts), 0.7 / 3, atol=0.02), starts
+
+
+def test_simulate_cli_paces_and_reports_latency(live, h):
+    from click.testing import CliRunner
+
+    from experiments.cli import main
+
+    app, url = live(PER_PAIR=20)
+    args = ["study", "simulate", "--url", url, "--participants", "4", "--concurrency", "2"]
+    r = CliRunner().invoke(main, [*args, "--rate", "40", "--stagger", "0.2", "--careless", "0"])
+    assert r.exit_code == 0, r.output
+    assert "4/4 participants completed, 40 answers stored, 0 errors" in r.output
+    assert re.search(r"answer latency: p50 [0-9.]+ ms, p99 [0-9.]+ ms", r.output), r.output
+    assert h.count_rows(app) == 40
+    r = CliRunner().invoke(main, [*args, "--rate", "40", "--stagger", "-1"])
+    assert r.exit_code != 0 and "stagger must be >= 0" in r.output
 
 
 def test_pacing_arguments_are_checked():
