@@ -414,8 +414,8 @@ class _PsycopgRawConnection(RawConnection):
     def execute(self, stmt, params: dict | None = None) -> _Rows:
         params = params or {}
         begin = self.write and not self._in_tx
+        self._in_tx = self._in_tx or begin  # (also when it fails: then ROLLBACK ends it)
         self._round_trip([(_compiled(stmt, self.dialect, params), params)], begin=begin)
-        self._in_tx = self._in_tx or begin
         return _Rows(self._cursor)
 
     def begin(self) -> None:
@@ -423,7 +423,8 @@ class _PsycopgRawConnection(RawConnection):
 
     def commit(self) -> None:
         if self._deferred:
-            self._round_trip(self._deferred, begin=not self._in_tx, commit=True)
+            begin, self._in_tx = not self._in_tx, True
+            self._round_trip(self._deferred, begin=begin, commit=True)
         elif self._in_tx:
             self._cursor.execute("COMMIT")
         self._in_tx = False

@@ -83,6 +83,8 @@ def test_a_deferred_write_that_fails_rolls_back_the_whole_transaction(engine):
         conn.defer(insert(m.meta), {"key": "a", "value": "dup"})  # fails at commit
     with transaction(engine) as conn:
         assert dict(conn.execute(select(m.meta.c.key, m.meta.c.value)).all()) == {"a": "1"}
+    with pytest.raises(integrity), raw_transaction(engine, write=True) as conn:
+        conn.defer(insert(m.meta), {"key": "a", "value": "dup"})  # only deferred writes
     with raw_transaction(engine, write=True) as conn:  # the pool is healthy afterwards
         conn.defer(insert(m.meta), {"key": "c", "value": "1"})
     with transaction(engine) as conn:
@@ -111,6 +113,15 @@ def test_postgres_statements_are_prepared_once_per_connection(pg_engine):
     # one server-side statement per Core statement used on this connection, never re-prepared
     assert sorted(n for (n,) in names if n.startswith("mdf_study_")) == sorted(conn._prepared)
     assert len(conn._prepared) == 3  # insert, update, and the pg_prepared_statements query
+    prepared = conn._prepared
+    # a failed transaction (BEGIN sent with the failing writes) is rolled back and the
+    # connection pooled again, not discarded: its prepared statements are still there
+    integrity = engine.dialect.loaded_dbapi.IntegrityError
+    with pytest.raises(integrity), raw_transaction(engine, write=True) as conn:
+        conn.defer(insert(m.meta), {"key": "a", "value": "dup"})
+    with raw_transaction(engine) as conn:
+        assert conn._prepared is prepared
+        assert conn.execute(_S_META, {"k": "a"}).one().value == "3"
     with transaction(engine) as c:  # the SQLAlchemy path still works on the same pool
         assert c.execute(select(m.meta.c.value)).scalar_one() == "3"
 
