@@ -55,12 +55,34 @@ log = logging.getLogger(__name__)
 POOL_SETTINGS = ("design", "per_pair", "trials_per_hit", "checks_per_hit", "practice", "seed")
 
 
+#: every engine made here; a forked child (gunicorn --preload, multiprocessing) drops the
+#: pooled connections it inherited instead of sharing their sockets with its parent
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def make_engine(url: str, sqlite_synchronous: str = "FULL") -> Engine:
     """Create an engine for ``url`` (``sqlite:///path`` or ``postgresql://...``).
 
     SQLite gets WAL journaling, a 30 s busy timeout, foreign keys, ``synchronous`` as given
-    (FULL: every commit is fsynced) and explicit BEGIN/BEGIN IMMEDIATE transactions.
+    (FULL: every commit is fsynced) and explicit BEGIN/BEGIN IMMEDIATE transactions. A process
+    forked after the engine was used starts with an empty pool (the parent's connections are
+    left to the parent).
     """
+    engine = _make_engine(url, sqlite_synchronous)
+    _ENGINES.add(engine)
+    return engine
+
+
+def _make_engine(url: str, sqlite_synchronous: str) -> Engine:
     if not isinstance(url, str) or "://" not in url:
         raise ValueError(
             f"database URL must look like sqlite:///file or postgresql://..., got {url!r}"

@@ -159,3 +159,27 @@ def test_postgres_connections_killed_by_a_server_restart_are_replaced(pg_engine,
     kill_pool()
     with transaction(engine) as c:
         assert c.execute(select(m.meta.c.value)).scalar_one() == "2"
+
+
+def _child_reads(engine, queue):
+    fresh = engine.pool.checkedin() == 0  # the inherited connections were dropped
+    with raw_transaction(engine) as conn:
+        queue.put((fresh, conn.execute(_S_META, {"k": "a"}).one().value))
+
+
+def test_a_forked_child_opens_its_own_connections(engine):
+    import multiprocessing
+
+    with raw_transaction(engine, write=True) as conn:
+        conn.execute(insert(m.meta), {"key": "a", "value": "1"})
+    assert engine.pool.checkedin() >= 1
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_reads, args=(engine, queue))
+    child.start()
+    got = queue.get(timeout=30)
+    child.join(30)
+    assert child.exitcode == 0 and got == (True, "1")
+    with raw_transaction(engine, write=True) as conn:  # the parent's pool still works
+        conn.execute(_U_META, {"k": "a", "v": "2"})
+        assert conn.execute(_S_META, {"k": "a"}).one().value == "2"
