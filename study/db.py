@@ -320,9 +320,13 @@ class RawConnection:
         #: the driver's IntegrityError (a unique or foreign-key constraint refused a write)
         self.integrity_error = self.dialect.loaded_dbapi.IntegrityError
         self._pooled = _checkout(engine)
-        self._cursor = self._pooled.driver_connection.cursor()
         self._deferred: list[tuple[_Compiled, dict]] = []
         self._positional = self.dialect.positional
+        self._open()
+
+    def _open(self) -> None:
+        """Set up the checked-out connection (here: a cursor)."""
+        self._cursor = self._pooled.driver_connection.cursor()
 
     def execute(self, stmt, params: dict | None = None) -> _Rows:
         params = params or {}
@@ -339,9 +343,12 @@ class RawConnection:
     def begin(self) -> None:
         pass  # DBAPI: the driver opens a transaction before the first statement
 
-    def commit(self) -> None:
+    def _run_deferred(self) -> None:
         for entry, params in self._deferred:
             self._cursor.execute(entry.sql, entry.args(params, self._positional))
+
+    def commit(self) -> None:
+        self._run_deferred()
         self._pooled.driver_connection.commit()
 
     def rollback(self) -> None:
@@ -360,8 +367,7 @@ class _SQLiteRawConnection(RawConnection):
         self._cursor.execute("BEGIN IMMEDIATE" if self.write else "BEGIN")
 
     def commit(self) -> None:
-        for entry, params in self._deferred:
-            self._cursor.execute(entry.sql, entry.args(params, True))
+        self._run_deferred()
         self._cursor.execute("COMMIT")
 
     def rollback(self) -> None:
@@ -386,7 +392,6 @@ class _PsycopgRawConnection(RawConnection):
 
     def __init__(self, engine: Engine, write: bool):
         super().__init__(engine, write)
-        self._open()
         self._in_tx = False  # BEGIN was sent
         self._sent = False  # a round trip of this transaction reached the server
 
