@@ -32,9 +32,10 @@ LOSS_NOTES = {
     "vgg": "VGG16 features up to relu5_3 (the whole VGG16 trunk, random weights) + L2",
     "lpips": "LPIPS with the AlexNet trunk (random trunk weights) + 0.1 x L2",
     "pdl": "sorted 1-D Wasserstein on VGG16 relu4_3 + pixel L1",
-    "mdf": "ours: BN folded into the convs, channels-last, conv+LeakyReLU fused (oneDNN), y "
-    "without autograd, a hand-written backward pass for x, batch chunked to <= 16 MiB "
-    "activations on CPU, x and y batched when no gradient is needed, frozen discriminators",
+    "mdf": "ours: BN folded into the convs, channels-last, y without autograd, a hand-written "
+    "backward pass for x, x and y batched when no gradient is needed, frozen discriminators; "
+    "on the CPU also conv+LeakyReLU fused (oneDNN) and the batch chunked to <= 16 MiB "
+    "activations",
     "mdf_straightforward": "each discriminator on x and on y separately, BN as its own op, "
     "frozen discriminators",
     "mdf_authors": "as the authors' mdfloss.py runs it: the straightforward form with the "

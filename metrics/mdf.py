@@ -383,6 +383,12 @@ def _check_mdf_input(x, y, discs, map_to_pm1, name="mdf"):
             f"{name}: images must be at least {rf}x{rf} pixels (the discriminators' "
             f"receptive field), got {x.shape[-2]}x{x.shape[-1]}"
         )
+    wdev = discs[0].tail.weight.device
+    if x.device != wdev:
+        raise ValueError(
+            f"{name}: images are on {x.device} but the discriminators are on {wdev}; "
+            "move the loss (.to(device)) or the images"
+        )
     x, y = _to_rgb(x), _to_rgb(y)
     if map_to_pm1:
         x, y = 2 * x - 1, 2 * y - 1

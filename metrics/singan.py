@@ -435,12 +435,12 @@ def _train_scale(k, scales, reals, sizes, cfg: SinGANConfig, writer, progress, w
     device = torch.device(cfg.device)
     real = reals[k]
     ch = singan_channels(k, cfg.nfc, cfg.max_channels)
-    G, D = (
-        Generator(ch, cfg.num_layers).to(device),
-        Discriminator(ch, num_layers=cfg.num_layers).to(device),
-    )
+    # built and initialised on the CPU (``gen`` is a CPU generator), then moved: the same
+    # initial weights on every device
+    G, D = Generator(ch, cfg.num_layers), Discriminator(ch, num_layers=cfg.num_layers)
     init_singan_weights(G, generator=gen)
     init_singan_weights(D, generator=gen)
+    G, D = G.to(device), D.to(device)
     if cfg.warm_start and scales and scales[-1].D.channels == ch:
         G.load_state_dict(scales[-1].G.state_dict())
         D.load_state_dict(scales[-1].D.state_dict())

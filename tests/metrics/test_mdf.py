@@ -392,8 +392,13 @@ def test_module_dtype_moves_and_dataparallel(tiny_discriminators):
     torch.testing.assert_close(vh, ref, rtol=5e-2, atol=0)
     m16 = copy.deepcopy(m).half()
     torch.testing.assert_close(m16(x, y), ref, rtol=2e-2, atol=0)
-    dp = nn.DataParallel(m)
-    torch.testing.assert_close(dp(x, y), ref)
+    dp = nn.DataParallel(copy.deepcopy(m))
+    if torch.cuda.is_available():  # DataParallel then runs on cuda:0 (TF32 convolutions allowed)
+        torch.testing.assert_close(dp(x, y).cpu(), ref, rtol=1e-2, atol=0)
+        with pytest.raises(ValueError, match="images are on cpu but the discriminators are on cuda"):
+            dp.module(x, y)  # DataParallel moved its module: a clear error, not a kernel's
+    else:
+        torch.testing.assert_close(dp(x, y), ref)
     # weights changed in place invalidate the cached folded convolutions
     with torch.no_grad():
         m.discriminators[0].head.conv.weight.mul_(2)
@@ -538,3 +543,9 @@ def test_authors_files_layout_and_conversion(tmp_path, mdf_reference_pair):
     x, y = mdf_reference_pair()
     m = metrics.create("mdf", task="jpeg", weights=out, reduction="mean")
     assert m(x, y).item() == pytest.approx(REFERENCE["Ds_JPEG.pth"]["default"], rel=1e-5)
+
+
+def test_images_on_another_device_than_the_discriminators_are_refused(tiny_discriminators):
+    m = MDFLoss(weights=tiny_discriminators, num_scales=4).to("meta")
+    with pytest.raises(ValueError, match="images are on cpu but the discriminators are on meta"):
+        m(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16))

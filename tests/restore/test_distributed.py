@@ -34,7 +34,8 @@ def test_two_gloo_processes_match_one_process_with_the_global_batch(image_dirs, 
     # one process with batch 4 sees the same global batches (EDSR has no BatchNorm, L1 is a mean)
     single = train(tiny_preset("sr", "edsr", data=str(image_dirs["train"]), val_data=str(image_dirs["valid"]),
                                out_dir=str(tmp_path / "single"), epochs=2, patches_per_epoch=8,
-                               batch_size=4, patch_size=32, val_crop=48, loss="l1"))  # fmt: skip
+                               batch_size=4, patch_size=32, val_crop=48, loss="l1",
+                               device="cpu"))  # fmt: skip  (the gloo workers run on the CPU)
     ref = load_checkpoint(single["last"])["model"]
     for k, v in r0["rank0_ckpt"].items():
         torch.testing.assert_close(v, ref[k], rtol=1e-4, atol=1e-5)
