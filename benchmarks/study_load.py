@@ -2,7 +2,7 @@
 
 For each backend (SQLite WAL file; PostgreSQL when ``--postgres URL`` or MDF_TEST_POSTGRES_URL
 is given) and each concurrency level (10/50/100 simultaneous simulated participants), a fresh
-database and a fresh gunicorn (``study.cli.gunicorn_argv``: 2 workers x 4 threads by default)
+database and a fresh gunicorn (``study.cli.gunicorn_argv``: 3 gevent workers by default)
 serve a small real experiment; every participant opens the consent page, starts, and answers a
 HIT of ``--trials`` trials + 1 check through the JSON API (``study.simulate``, no image
 downloads). The client threads run on the same machine as the server, so the figures are a
@@ -27,7 +27,8 @@ Prints a Markdown table: answers/s, p50/p99 latency of the answer POSTs, and ser
 page and HIT allocation included; database: the local PostgreSQL server's processes).
 Goal (issue 6): >= 500 answers/s and p99 < 50 ms.
 
-    python benchmarks/study_load.py [--levels 10,50,100] [--workers 2] [--threads 4] [--rate 500]
+    python benchmarks/study_load.py [--levels 10,50,100] [--workers 3] [--rate 500]
+        [--worker-class gevent|gthread|sync] [--threads 4 (gthread)]
 """
 
 from __future__ import annotations
@@ -189,6 +190,7 @@ def run_level(
     rate: float | None = None,
     trials: int = 9,
     procs: int = 1,
+    worker_class: str = "gevent",
 ) -> dict:
     """One measurement: a fresh gunicorn on ``db_url``; returns answers/s and latencies (ms).
 
@@ -215,7 +217,8 @@ def run_level(
     )
     log = open(tmp / "gunicorn.log", "ab")  # noqa: SIM115 (closed in finally)
     proc = subprocess.Popen(
-        gunicorn_argv("127.0.0.1", port, workers, threads) + ["--access-logfile", "/dev/null"],
+        gunicorn_argv("127.0.0.1", port, workers, worker_class=worker_class, threads=threads)
+        + ["--access-logfile", "/dev/null"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -282,8 +285,9 @@ def main(argv=None) -> None:
     """Run the benchmark and print a Markdown table (see the module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--levels", default="10,50,100")
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=3)
+    ap.add_argument("--worker-class", default="gevent", choices=["gevent", "gthread", "sync"])
+    ap.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
     ap.add_argument(
         "--rate",
         type=float,
@@ -339,12 +343,16 @@ def main(argv=None) -> None:
                         rate,
                         args.trials,
                         procs,
+                        args.worker_class,
                     )
                     print(f"{name} @ {n} {kind}: {r[kind]}", file=sys.stderr)
                 rows.append((name, n, r))
         probe1 = speed_probe()
+    serving = f"{args.workers} {args.worker_class} workers" + (
+        f" x {args.threads} threads" if args.worker_class == "gthread" else ""
+    )
     print(
-        f"\ngunicorn {args.workers} workers x {args.threads} threads, loopback, "
+        f"\ngunicorn {serving}, loopback, "
         f"{os.cpu_count()} CPU cores shared by server and clients; HITs of {args.trials} trials "
         f"+ 1 check; closed loop: every participant answers as soon as the last reply came; "
         f"paced: {args.rate:g} answers/s offered in total by N participant slots (HITs in turn, "

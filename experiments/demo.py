@@ -242,9 +242,12 @@ def _run_study(out: Path, manifest: Path, ev: pd.DataFrame, participants, seed: 
                  f"(1 JND per 0.5 dB from the median, clipped to +-2 JND): {json.dumps(bot_jod)}.")
     inst = out / "study_instance"
     port = _free_port()
-    env = dict(os.environ, MDF_STUDY_SECRET_KEY=os.urandom(24).hex(), PYTHONUNBUFFERED="1")
+    # the demo's own study only: no MDF_STUDY_* settings of the caller's shell (a DATABASE there
+    # would send the demo's answers to the caller's study)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MDF_STUDY_")}
+    env.update(MDF_STUDY_SECRET_KEY=os.urandom(24).hex(), PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "experiments.cli", "study", "serve", "--manifest", str(manifest),
-           "--instance", str(inst), "--port", str(port), "--workers", "1", "--threads", "4",
+           "--instance", str(inst), "--port", str(port), "--workers", "1",
            "--per-pair", str(PER_PAIR), "--seed", str(seed)]
     log = open(out / "study_server.log", "w")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,

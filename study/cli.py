@@ -7,6 +7,7 @@ to the workers as ``MDF_STUDY_*`` environment variables, which ``create_app`` re
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import click
 
-__all__ = ["cli", "db_url", "gunicorn_argv"]
+__all__ = ["WORKER_CLASSES", "cli", "db_url", "gunicorn_argv"]
 
 
 def db_url(value: str | None) -> str | None:
@@ -26,12 +27,33 @@ def db_url(value: str | None) -> str | None:
     return "sqlite:///" + str(Path(value).resolve())
 
 
-def gunicorn_argv(host: str, port: int, workers: int, threads: int, proxies: int = 0) -> list[str]:
+WORKER_CLASSES = ("gevent", "gthread", "sync")
+
+
+def gunicorn_argv(
+    host: str,
+    port: int,
+    workers: int = 3,
+    *,
+    worker_class: str = "gevent",
+    threads: int = 4,
+    proxies: int = 0,
+) -> list[str]:
     """The gunicorn command line that serves ``study:create_app()`` (documented production setup).
 
-    Threaded workers (``gthread``; plain ``sync`` workers when ``threads`` is 1); ``--forwarded-allow-ips`` is opened only when the app
-    trusts ``proxies`` reverse proxies (ProxyFix), otherwise forwarded headers are ignored.
+    ``worker_class``: ``gevent`` (default: one thread per process and an event loop that keeps
+    idle and slow participants' connections open without holding a worker; a database call
+    blocks its worker while it runs), ``gthread`` (``threads`` threads per process) or ``sync``
+    (one request at a time, no keep-alive; for behind a buffering proxy such as nginx).
+    Threads of one process queue for the GIL around every database call, so a gthread worker
+    spends more CPU per answer than a gevent one (``benchmarks/study_workers.py`` measures it).
+    ``--forwarded-allow-ips`` is opened only when the app trusts ``proxies`` reverse proxies
+    (ProxyFix), otherwise forwarded headers are ignored.
     """
+    if worker_class not in WORKER_CLASSES:
+        raise ValueError(f"worker_class must be one of {WORKER_CLASSES}, got {worker_class!r}")
+    if workers < 1 or threads < 1:
+        raise ValueError(f"workers and threads must be >= 1, got {workers} and {threads}")
     argv = [
         sys.executable,
         "-m",
@@ -41,9 +63,7 @@ def gunicorn_argv(host: str, port: int, workers: int, threads: int, proxies: int
         "--workers",
         str(workers),
         "--worker-class",
-        "gthread" if threads > 1 else "sync",
-        "--threads",
-        str(threads),
+        worker_class,
         "--timeout",
         "60",
         "--graceful-timeout",
@@ -57,6 +77,10 @@ def gunicorn_argv(host: str, port: int, workers: int, threads: int, proxies: int
         "--limit-request-field_size",
         "8190",
     ]
+    if worker_class == "gthread":
+        argv += ["--threads", str(threads)]
+    elif worker_class == "gevent":
+        argv += ["--worker-connections", "1000"]
     if proxies:
         argv += ["--forwarded-allow-ips", "*"]
     return argv + ["study:create_app()"]
@@ -161,9 +185,23 @@ def cli() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option(
-    "--workers", default=2, show_default=True, type=int, help="gunicorn worker processes."
+    "--workers",
+    default=3,
+    show_default=True,
+    type=int,
+    help="gunicorn worker processes (about one per CPU core, plus one).",
 )
-@click.option("--threads", default=4, show_default=True, type=int, help="Threads per worker.")
+@click.option(
+    "--worker-class",
+    type=click.Choice(WORKER_CLASSES),
+    default="gevent",
+    show_default=True,
+    help="gunicorn workers: gevent (event loop, keep-alive), gthread (threads) or sync "
+    "(behind nginx).",
+)
+@click.option(
+    "--threads", default=4, show_default=True, type=int, help="Threads per gthread worker."
+)
 @click.option(
     "--proxies",
     default=0,
@@ -172,7 +210,7 @@ def cli() -> None:
     help="Number of trusted reverse proxies (X-Forwarded-*).",
 )
 @click.option("--dev", is_flag=True, help="Flask's development server instead of gunicorn.")
-def serve(host, port, workers, threads, proxies, dev, **kw):
+def serve(host, port, workers, worker_class, threads, proxies, dev, **kw):
     """Serve the study (gunicorn) and print the link to share."""
     _export_env(**kw)
     if proxies:
@@ -195,7 +233,13 @@ def serve(host, port, workers, threads, proxies, dev, **kw):
     if dev:
         app.run(host=host, port=port, debug=False)
         return
-    argv = gunicorn_argv(host, port, workers, threads, proxies)
+    if worker_class == "gevent" and importlib.util.find_spec("gevent") is None:
+        raise click.ClickException(
+            "gevent is not installed: pip install gevent, or choose --worker-class gthread"
+        )
+    argv = gunicorn_argv(
+        host, port, workers, worker_class=worker_class, threads=threads, proxies=proxies
+    )
     os.execv(argv[0], argv)
 
 

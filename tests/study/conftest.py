@@ -75,9 +75,14 @@ def make_experiment(
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch):
+    """No MDF_STUDY_* setting leaks into a test, nor out of one (the CLI exports its options)."""
     for k in list(os.environ):
         if k.startswith("MDF_STUDY_"):
             monkeypatch.delenv(k)
+    yield
+    for k in list(os.environ):
+        if k.startswith("MDF_STUDY_"):
+            del os.environ[k]  # then monkeypatch restores what was there before
 
 
 @pytest.fixture(scope="session")

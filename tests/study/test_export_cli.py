@@ -109,6 +109,31 @@ def test_simulate_cli_validates_jod(manifest):
 def test_gunicorn_command_line_serves_the_factory():
     from study.cli import gunicorn_argv
 
-    argv = gunicorn_argv("127.0.0.1", 8123, 2, 4)
+    argv = gunicorn_argv("127.0.0.1", 8123, 2)
     assert argv[-1] == "study:create_app()" and "--forwarded-allow-ips" not in argv
-    assert "--forwarded-allow-ips" in gunicorn_argv("127.0.0.1", 8123, 2, 4, proxies=1)
+    assert argv[argv.index("--worker-class") + 1] == "gevent" and "--threads" not in argv
+    assert "--forwarded-allow-ips" in gunicorn_argv("127.0.0.1", 8123, 2, proxies=1)
+    threaded = gunicorn_argv("127.0.0.1", 8123, 2, worker_class="gthread", threads=3)
+    assert threaded[threaded.index("--threads") + 1] == "3"
+    with pytest.raises(ValueError, match="worker_class must be one of"):
+        gunicorn_argv("127.0.0.1", 8123, 2, worker_class="eventlet")
+    with pytest.raises(ValueError, match="workers and threads must be >= 1"):
+        gunicorn_argv("127.0.0.1", 8123, 0)
+
+
+def test_serve_without_gevent_names_the_missing_package(tmp_path, manifest, h, monkeypatch):
+    import importlib.util
+
+    import study.cli
+
+    real = importlib.util.find_spec
+
+    def find_spec(name, *args):
+        return None if name == "gevent" else real(name, *args)
+
+    monkeypatch.setattr(study.cli.importlib.util, "find_spec", find_spec)
+    monkeypatch.setenv("MDF_STUDY_SECRET_KEY", h.SECRET)
+    monkeypatch.setattr(study.cli.os, "execv", lambda *a: pytest.fail("gunicorn was started"))
+    r = CliRunner().invoke(main, ["study", "serve", "--manifest", str(manifest),
+                                  "--instance", str(tmp_path / "inst")])  # fmt: skip
+    assert r.exit_code != 0 and "gevent is not installed" in r.output

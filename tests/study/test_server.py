@@ -1,7 +1,8 @@
 """gunicorn on loopback: 100 concurrent participants, and kill -9 mid-HIT then resume.
 
-Bounded: one short-lived gunicorn (2 workers x 4 threads) per test, 127.0.0.1 only, every
-request with a timeout, and the server's process group is always killed at the end.
+Bounded: one short-lived gunicorn (2 workers, gevent unless a test names another worker class)
+per test, 127.0.0.1 only, every request with a timeout, and the server's process group is always
+killed at the end.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ pytestmark = pytest.mark.slow
 
 
 class Gunicorn:
-    def __init__(self, env: dict, port: int, log):
+    def __init__(self, env: dict, port: int, log, worker_class: str = "gevent"):
         self.env, self.port, self.log, self.proc = env, port, log, None
+        self.worker_class = worker_class
 
     def start(self):
-        argv = gunicorn_argv("127.0.0.1", self.port, workers=2, threads=4)
+        argv = gunicorn_argv("127.0.0.1", self.port, 2, worker_class=self.worker_class, threads=4)
         self.proc = subprocess.Popen(
             argv, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -59,7 +61,7 @@ class Gunicorn:
 def server(tmp_path, manifest, database, h):
     servers = []
 
-    def _make(**over):
+    def _make(worker_class="gevent", **over):
         env = dict(os.environ)
         env.update(
             {
@@ -71,7 +73,8 @@ def server(tmp_path, manifest, database, h):
             }
         )
         env.update({f"MDF_STUDY_{k}": str(v) for k, v in over.items()})
-        g = Gunicorn(env, h.free_port(), open(tmp_path / "gunicorn.log", "ab"))  # noqa: SIM115 (closed at teardown)
+        log = open(tmp_path / "gunicorn.log", "ab")  # noqa: SIM115 (closed at teardown)
+        g = Gunicorn(env, h.free_port(), log, worker_class)
         servers.append(g)
         return g
 
@@ -97,8 +100,11 @@ def _answers(database):
         engine.dispose()
 
 
-def test_100_concurrent_participants_lose_and_duplicate_nothing(server, database):
-    g = server(PER_PAIR=150).start()  # 2 images x 3 pairs x 150 = 900 comparisons = 100 HITs
+@pytest.mark.parametrize("worker_class", ["gevent", "gthread", "sync"])
+def test_100_concurrent_participants_lose_and_duplicate_nothing(server, database, worker_class):
+    g = server(
+        worker_class, PER_PAIR=150
+    ).start()  # 2 images x 3 pairs x 150 = 900 comparisons = 100 HITs
     t0 = time.time()
     results = simulate(
         g.url, 100, {}, careless_rate=0.0, concurrency=100, seed=5, duplicate_rate=0.3
@@ -169,8 +175,6 @@ def test_mdf_study_serve_runs_gunicorn_and_shares_a_link(tmp_path, manifest, h, 
         str(port),
         "--workers",
         "1",
-        "--threads",
-        "2",
     ]
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
@@ -195,5 +199,6 @@ def test_mdf_study_serve_runs_gunicorn_and_shares_a_link(tmp_path, manifest, h, 
     assert body is not None and "closer to the reference" in body, text_out
     assert f"study link: http://127.0.0.1:{port}/" in text_out
     assert "admin dashboard: " in text_out and "Booting worker" in text_out
+    assert "Using worker: gevent" in text_out  # the default worker class
     assert (tmp_path / "inst" / "study.sqlite3").is_file()
     assert (tmp_path / "inst" / "secret_key").stat().st_mode & 0o077 == 0
