@@ -34,6 +34,7 @@ Goal (issue 6): >= 500 answers/s and p99 < 50 ms.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -179,6 +180,34 @@ def _clients(url, bots, participants, rate, stagger, procs):
     return [r for res, _ in outs for r in res], sum(c for _, c in outs), wall
 
 
+@contextlib.contextmanager
+def gunicorn_server(env: dict, tmp: Path, workers: int, worker_class: str, threads: int):
+    """A fresh gunicorn serving ``study:create_app()`` on a free loopback port (settings from
+    ``env``, log appended to ``tmp/gunicorn.log``); yields ``(base URL, process)`` once
+    ``/healthz`` answers, and kills the whole process group on exit."""
+    port = _port()
+    log = open(tmp / "gunicorn.log", "ab")  # noqa: SIM115 (closed in finally)
+    argv = gunicorn_argv("127.0.0.1", port, workers, worker_class=worker_class, threads=threads)
+    proc = subprocess.Popen(argv + ["--access-logfile", "/dev/null"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(url + "/healthz", timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise RuntimeError("gunicorn did not start; see " + str(tmp / "gunicorn.log"))
+                time.sleep(0.2)
+        yield url, proc
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        log.close()
+
+
 def run_level(
     db_url: str,
     manifest: Path,
@@ -204,7 +233,6 @@ def run_level(
         eng = make_engine(db_url)
         metadata.drop_all(eng)
         eng.dispose()
-    port = _port()
     env = dict(
         os.environ,
         MDF_STUDY_SECRET_KEY="bench-" + "x" * 32,
@@ -215,36 +243,13 @@ def run_level(
         MDF_STUDY_TRIALS_PER_HIT=str(trials),
         MDF_STUDY_SQLITE_SYNCHRONOUS=sqlite_synchronous,
     )
-    log = open(tmp / "gunicorn.log", "ab")  # noqa: SIM115 (closed in finally)
-    proc = subprocess.Popen(
-        gunicorn_argv("127.0.0.1", port, workers, worker_class=worker_class, threads=threads)
-        + ["--access-logfile", "/dev/null"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(url + "/healthz", timeout=1).close()
-                break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError("gunicorn did not start; see " + str(tmp / "gunicorn.log"))
-                time.sleep(0.2)
+    with gunicorn_server(env, tmp, workers, worker_class, threads) as (url, proc):
         cpu0 = _group_cpu_seconds(proc.pid)
         db0 = _postgres_cpu_seconds()
         stagger = 0.0 if rate is None else (trials + 1) * participants / rate  # one HIT
         results, client_cpu, wall = _clients(url, bots, participants, rate, stagger, procs)
         cpu = _group_cpu_seconds(proc.pid) - cpu0
         db_cpu = _postgres_cpu_seconds() - db0 if db_url.startswith("postgresql") else 0.0
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        log.close()
     errors = [e for r in results for e in r.errors]
     lat = np.array([x for r in results for x in r.latencies]) * 1000
     n = sum(r.answers for r in results)

@@ -22,22 +22,18 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from study_load import _experiment, _group_cpu_seconds, _port, _postgres_cpu_seconds
+from study_load import _experiment, _group_cpu_seconds, _postgres_cpu_seconds, gunicorn_server
 
 from study import create_app
-from study.cli import gunicorn_argv
 from study.db import make_engine
 from study.models import metadata
 from study.store import Worker, allocate, load_assignment
@@ -139,24 +135,9 @@ def run_one(cfg, db_url, manifest, tmp, args) -> dict:
     """One measurement: fresh database and gunicorn, ``args.seconds`` of wrk load."""
     kind, workers, threads = cfg
     settings, requests = _prepare(db_url, manifest, tmp, args.hits, args.trials)
-    port = _port()
     env = dict(os.environ, **{f"MDF_STUDY_{k}": str(v) for k, v in settings.items()},
                MDF_STUDY_INSTANCE=str(tmp / "inst"))  # fmt: skip
-    log = open(tmp / "gunicorn.log", "ab")  # noqa: SIM115 (closed in finally)
-    argv = gunicorn_argv("127.0.0.1", port, workers, worker_class=kind, threads=threads)
-    proc = subprocess.Popen(argv + ["--access-logfile", "/dev/null"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(url + "/healthz", timeout=1).close()
-                break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError("gunicorn did not start; see " + str(tmp / "gunicorn.log"))
-                time.sleep(0.2)
+    with gunicorn_server(env, tmp, workers, kind, threads) as (url, proc):
         cpu0, db0 = _group_cpu_seconds(proc.pid), _postgres_cpu_seconds()
         out = subprocess.run(
             ["wrk", "-t", str(args.connections), "-c", str(args.connections),
@@ -167,10 +148,6 @@ def run_one(cfg, db_url, manifest, tmp, args) -> dict:
         ).stdout  # fmt: skip
         cpu = _group_cpu_seconds(proc.pid) - cpu0
         db_cpu = _postgres_cpu_seconds() - db0 if db_url.startswith("postgresql") else 0.0
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        log.close()
     n = int(re.search(r"(\d+) requests in", out)[1])
     replies = dict(zip(("acked", "duplicates", "health", "other"),
                        map(int, re.search(r"replies: stored (\d+) duplicate (\d+) health (\d+) "

@@ -68,3 +68,16 @@ def trained(image_dirs, tmp_path_factory) -> dict[str, Path]:
         train(small_cfg(image_dirs, root / key, task, model, loss=loss, epochs=1))
         out[key] = root / key / "best.pt"
     return out
+
+
+@pytest.fixture(scope="session")
+def random_mdf(tmp_path_factory):
+    """A weight file of 8 randomly initialised MDF discriminators (CI never downloads weights)."""
+    import torch
+
+    import metrics
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("mdf") / "random_mdf.pt"
+    metrics.save_discriminators(path, [metrics.Discriminator() for _ in range(8)], {"task": "sisr"})
+    return path

@@ -13,16 +13,6 @@ from restore.train import train
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
 
 
-@pytest.fixture(scope="module")
-def random_mdf(tmp_path_factory):
-    import metrics
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("mdf") / "random_mdf.pt"
-    metrics.save_discriminators(path, [metrics.Discriminator() for _ in range(8)], {"task": "sisr"})
-    return path
-
-
 @pytest.mark.parametrize("amp_dtype", ["bfloat16", "float16"])
 @pytest.mark.parametrize("loss", ["l1", "ms_ssim_l1", "mdf"])
 def test_amp_training_on_cuda(make_cfg, image_dirs, tmp_path, random_mdf, amp_dtype, loss):

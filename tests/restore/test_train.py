@@ -18,17 +18,6 @@ SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 LOSSES = ["l1", "l2", "ssim", "ms_ssim", "ms_ssim_l1", "vgg", "lpips", "pdl", "mdf"]
 
 
-@pytest.fixture(scope="module")
-def random_mdf(tmp_path_factory):
-    """A weight file of 8 randomly initialised MDF discriminators (CI never downloads weights)."""
-    import metrics
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("mdf") / "random_mdf.pt"
-    metrics.save_discriminators(path, [metrics.Discriminator() for _ in range(8)], {"task": "sisr"})
-    return path
-
-
 def _loss_options(loss, random_mdf):
     return {"vgg": {"pretrained": False}, "lpips": {"pretrained": False},
             "pdl": {"pretrained": False}, "mdf": {"weights": str(random_mdf)}}.get(loss, {})  # fmt: skip
