@@ -6,6 +6,8 @@ import csv
 import io
 import re
 
+import pytest
+
 
 def _complete(app, h, pid, side="left", check_ok=None):
     return h.complete(app, pid, side, check_ok)
@@ -110,3 +112,68 @@ def test_logout_ends_the_admin_session_and_needs_csrf(client, h):
     csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
     assert client.post("/admin/logout", data={"csrf": csrf}).status_code == 302
     assert client.get("/admin/").status_code == 302
+
+
+_GEVENT_PROBE = """
+from gevent import monkey
+monkey.patch_all()
+import json, sys, time
+import gevent
+from study.admin import off_the_event_loop
+get_ident = monkey.get_original("_thread", "get_ident")
+ticks = []
+def ticker():
+    while True:
+        ticks.append(time.perf_counter())
+        gevent.sleep(0.01)
+gevent.spawn(ticker)
+gevent.sleep(0.05)
+def busy():  # half a second of pure-Python work, as the JND bootstrap fit
+    t, x = time.perf_counter(), 0
+    while time.perf_counter() - t < 0.5:
+        x += 1
+    return get_ident()
+out = {}
+for how, run in (("offloaded", lambda: off_the_event_loop(busy)), ("direct", busy)):
+    t0 = time.perf_counter()
+    tid = run()
+    t1 = time.perf_counter()
+    out[how] = {"ticks": sum(t0 < t < t1 for t in ticks), "other_thread": tid != get_ident()}
+# the real work: a bootstrap JND plot of 5 observers (no process pool may be forked there)
+from study.admin import jnd_png_bytes
+rows = [{"observer": f"o{o}", "condition_A": a, "condition_B": b, "is_A_selected": (o + t) % 3 > 0}
+        for o in range(5) for t in range(6) for a, b in (("l2", "mdf"), ("mdf", "ms_ssim_l1"))]
+png = off_the_event_loop(jnd_png_bytes, rows, ["l2", "ms_ssim_l1", "mdf"], 100)
+out["png"] = png[:8].hex()
+print(json.dumps(out))
+"""
+
+
+def test_jnd_work_leaves_a_gevent_worker_serving_its_other_connections():
+    """Under gevent (gunicorn's default workers here) the JND fit runs in a real thread, so the
+    event loop keeps running meanwhile; called directly, it would stall every greenlet."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("gevent")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    r = subprocess.run([sys.executable, "-c", _GEVENT_PROBE], env=env, capture_output=True,
+                       text=True, timeout=60, check=False)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["offloaded"]["other_thread"] and out["offloaded"]["ticks"] >= 10, out
+    assert not out["direct"]["other_thread"] and out["direct"]["ticks"] == 0, out
+    assert bytes.fromhex(out["png"]) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_off_the_event_loop_calls_directly_without_gevent():
+    import threading
+
+    from study.admin import off_the_event_loop
+
+    assert off_the_event_loop(lambda a, b: (a + b, threading.get_ident()), 2, 3) == (
+        5,
+        threading.get_ident(),
+    )

@@ -202,3 +202,18 @@ def test_mdf_study_serve_runs_gunicorn_and_shares_a_link(tmp_path, manifest, h, 
     assert "Using worker: gevent" in text_out  # the default worker class
     assert (tmp_path / "inst" / "study.sqlite3").is_file()
     assert (tmp_path / "inst" / "secret_key").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_live_jnd_plot_under_gevent_workers(server, h):
+    """The dashboard's bootstrap JND fit runs off the event loop (a thread of gevent's pool)
+    and forks no process pool there; the PNG comes back."""
+    g = server(PER_PAIR=30, ADMIN_TOKEN=h.ADMIN).start()
+    results = simulate(g.url, 4, {"l2": 0.0, "mdf": 1.0}, careless_rate=0.0, concurrency=2, seed=3)
+    assert all(r.completed for r in results)
+    req = urllib.request.Request(
+        f"{g.url}/admin/jnd.png", headers={"Authorization": f"Bearer {h.ADMIN}"}
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.status == 200 and r.headers["Content-Type"] == "image/png"
+        assert r.read(8) == b"\x89PNG\r\n\x1a\n"
