@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from study.cli import gunicorn_argv
+from study.cli import WORKER_CLASSES, gunicorn_argv
 from study.db import make_engine
 from study.models import metadata
 from study.simulate import simulate
@@ -291,7 +291,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--levels", default="10,50,100")
     ap.add_argument("--workers", type=int, default=3)
-    ap.add_argument("--worker-class", default="gevent", choices=["gevent", "gthread", "sync"])
+    ap.add_argument("--worker-class", default="gevent", choices=WORKER_CLASSES)
     ap.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
     ap.add_argument(
         "--rate",

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from study_load import _experiment, _group_cpu_seconds, _postgres_cpu_seconds, gunicorn_server
 
 from study import create_app
+from study.cli import WORKER_CLASSES
 from study.db import make_engine
 from study.models import metadata
 from study.store import Worker, allocate, load_assignment
@@ -89,8 +90,8 @@ end
 
 def _config(text: str) -> tuple[str, int, int]:
     """``gevent:2`` / ``gthread:2x4`` / ``sync:4`` -> (worker class, workers, threads)."""
-    m = re.fullmatch(r"(gevent|gthread|sync):(\d+)(?:x(\d+))?", text)
-    if not m:
+    m = re.fullmatch(r"(\w+):(\d+)(?:x(\d+))?", text)
+    if not m or m[1] not in WORKER_CLASSES:
         raise SystemExit(f"bad configuration {text!r}: use gevent:2, gthread:2x4 or sync:4")
     return m[1], int(m[2]), int(m[3] or 1)
 

@@ -187,7 +187,7 @@ def off_the_event_loop(fn, *args):
     (gunicorn's gevent workers), else called directly.
 
     A gevent worker serves all its connections from one thread: a second of CPU work in a
-    request (the bootstrap JND fit of a big study: ~1.5 s for 10 conditions and 300 observers
+    request (the bootstrap JND fit of a big study: ~1.2 s for 10 conditions and 300 observers
     on the project's VM) would stall every other participant of that worker. In a real thread
     the work only takes turns with the event loop for the GIL. ``fn`` must not touch the
     database or Flask's request context (both belong to the worker's own thread)."""
