@@ -4,28 +4,40 @@ A Python implementation of the MATLAB toolbox pwcmp (Perez-Ortiz & Mantiuk, arXi
 ``pw_scale`` (count matrix -> JND scores), ``pw_scale_bootstrap`` (CIs by resampling observers),
 ``pw_outlier_analysis`` (observers who disagree with the rest), significance tests, plots, pwcmp's
 long-table format and simulation. Never imports torch.
+
+The public names load on first use (PEP 562), so that ``import scaling.contracts`` (the
+project's inter-package contracts, see :mod:`scaling.contracts`) stays free of SciPy and pandas.
 """
 
-from .analysis import outlier_table, scale_table
-from .bootstrap import BootstrapResult, pw_scale_bootstrap
-from .outliers import OutlierResult, pw_outlier_analysis
-from .plots import plot_jod, plot_ranking_triangle
-from .significance import is_significant, significance
-from .simulate import power, simulate, simulate_table
-from .tables import ComparisonTable, read_matrix, read_table, to_table
-from .thurstone import (
-    SIGMA,
-    ScaleResult,
-    ScalingWarning,
-    preference_probability,
-    pw_scale,
-    residuals,
-)
+from __future__ import annotations
 
-__all__ = [
-    "SIGMA", "ScaleResult", "ScalingWarning", "pw_scale", "residuals", "preference_probability",
-    "BootstrapResult", "pw_scale_bootstrap", "OutlierResult", "pw_outlier_analysis",
-    "significance", "is_significant", "plot_jod", "plot_ranking_triangle",
-    "simulate", "simulate_table", "power",
-    "ComparisonTable", "read_table", "read_matrix", "to_table", "scale_table", "outlier_table",
-]
+import importlib
+
+#: public name -> the module of this package that defines it
+_EXPORTS = {
+    "outlier_table": "analysis", "scale_table": "analysis",
+    "BootstrapResult": "bootstrap", "pw_scale_bootstrap": "bootstrap",
+    "OutlierResult": "outliers", "pw_outlier_analysis": "outliers",
+    "plot_jod": "plots", "plot_ranking_triangle": "plots",
+    "is_significant": "significance", "significance": "significance",
+    "power": "simulate", "simulate": "simulate", "simulate_table": "simulate",
+    "ComparisonTable": "tables", "read_matrix": "tables", "read_table": "tables",
+    "to_table": "tables",
+    "SIGMA": "thurstone", "ScaleResult": "thurstone", "ScalingWarning": "thurstone",
+    "preference_probability": "thurstone", "pw_scale": "thurstone", "residuals": "thurstone",
+}  # fmt: skip
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'scaling' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -29,10 +29,8 @@ from scipy.sparse import csgraph
 from scipy.special import log_ndtr, ndtri
 
 from ._validate import check_matrix
+from .contracts.units import SIGMA
 
-#: Standard deviation of the Thurstone Case V difference distribution (pwcmp's literal constant):
-#: a difference of 1 JND is preferred by Phi(1/1.4826) = 75% of observers.
-SIGMA = 1.4826
 #: Offset added to the prior before its logarithm (pwcmp).
 PRIOR_OFFSET = 0.1
 #: Counts added to each side of a unanimous pair when the data have no finite optimum.
