@@ -34,10 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from study_load import _experiment, _group_cpu_seconds, _postgres_cpu_seconds, gunicorn_server
 
 from study import create_app
+from study.allocation import Worker, allocate
 from study.cli import WORKER_CLASSES
 from study.db import make_engine
 from study.models import metadata
-from study.store import Worker, allocate, load_assignment
+from study.store import load_assignment
 
 LUA = r"""
 -- one connection per wrk thread; thread k answers the HITs k, k + n, k + 2n, ... (n threads),

@@ -9,8 +9,9 @@ comparison graph weighted by 1/EIG, which keeps the design connected.
 What this module does, and how it differs from ASAP:
 
 - Posterior: a Laplace approximation (MAP by Newton's method, covariance = inverse Hessian) of
-  the Thurstone Case V model P(i > j) = Phi((q_i - q_j) / 1.4826) with a N(0, 2^2) prior per
-  condition, refitted from all counts of the image. ASAP uses approximate message passing
+  the Thurstone Case V model P(i > j) = Phi((q_i - q_j) / SIGMA) (pwcmp's unit, SIGMA from
+  ``scaling.contracts.units``) with a N(0, 2^2) prior per condition, refitted from all counts
+  of the image. ASAP uses approximate message passing
   (TrueSkill-style expectation propagation) updated online; this is the main difference.
 - EIG of pair (i, j): the mutual information between the outcome y and the score difference
   d = q_i - q_j ~ N(mu, v) under the posterior, I(y; d) = H(E[p]) - E[H(p)], computed by
@@ -29,18 +30,20 @@ import math
 import random
 
 import numpy as np
-from flask import current_app
 from scipy.sparse.csgraph import minimum_spanning_tree
 from scipy.special import ndtr
 from sqlalchemy import func, select
 
+from scaling.contracts.units import SIGMA
+
 from . import models as m
-from .db import _insert_pool
 from .design import make_hit
+from .experiment import current_experiment
+from .hit_pool import insert_hits
+from .settings import current_settings
 
 __all__ = ["expected_information_gain", "hit_factory", "laplace_posterior", "select_pairs"]
 
-SIGMA = 1.4826  # Thurstone Case V scale so that 1 unit (JND) is 75% preference (pwcmp)
 PRIOR_SD = 2.0
 _GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(30)
 _GH_W = _GH_W / _GH_W.sum()
@@ -151,35 +154,38 @@ def _counts(conn, exp) -> dict[str, np.ndarray]:
     return counts
 
 
-def create_active_hit(conn, exp, settings: dict) -> int | None:
-    """Create one HIT by active sampling inside the caller's transaction; return its id."""
+def create_active_hit(conn, exp, settings) -> int | None:
+    """Create one HIT by active sampling inside the caller's transaction; return its id.
+
+    ``settings``: the app's ``Settings`` (trials and checks per HIT, practice, seed, budget);
+    None once ``asap_budget`` comparisons have been handed out."""
     handed = conn.execute(
         select(func.count()).select_from(m.trials).where(m.trials.c.kind == "pair")
     ).scalar_one()
-    k = settings["trials_per_hit"]
-    if handed + k > settings["asap_budget"]:
+    k = settings.trials_per_hit
+    if handed + k > settings.asap_budget:
         return None
     chosen = select_pairs(_counts(conn, exp), k)
     if not chosen:
         return None
     new_id = (conn.execute(select(func.max(m.hits.c.id))).scalar() or 0) + 1
     comps = [(img, exp.conditions[i], exp.conditions[j]) for img, i, j, _ in chosen]
-    rng = random.Random(settings["seed"] * 1_000_003 + new_id)
+    rng = random.Random(settings.seed * 1_000_003 + new_id)
     spec = make_hit(
         comps,
         [e.id for e in exp.images],
-        settings["checks_per_hit"],
+        settings.checks_per_hit,
         rng.randrange(2**31 - 1),
-        settings["practice"],
+        settings.practice,
     )
-    _insert_pool(conn, [spec], first_id=new_id)
+    insert_hits(conn, [spec], first_id=new_id)
     return new_id
 
 
 def hit_factory():
     """The HIT factory for ``store.allocate`` in the current app (None for the full design)."""
-    settings = current_app.extensions["study_settings"]
-    if settings["design"] != "asap":
+    settings = current_settings()
+    if settings.design != "asap":
         return None
-    exp = current_app.extensions["study_experiment"]
+    exp = current_experiment()
     return lambda conn: create_active_hit(conn, exp, settings)

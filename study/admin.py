@@ -19,28 +19,19 @@ import hmac
 import io
 import sys
 
-from flask import (
-    Blueprint,
-    Response,
-    abort,
-    current_app,
-    jsonify,
-    redirect,
-    render_template,
-    request,
-    session,
-    url_for,
-)
+from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
 
 from .db import get_engine
-from .export import COLUMNS, export_rows, observer_matrices, summary
+from .experiment import current_experiment
+from .export import export_rows, observer_matrices, summary, write_rows
 from .security import admin_binding, check_csrf, csrf_token
+from .settings import current_settings
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
 def _token() -> str:
-    token = current_app.config.get("ADMIN_TOKEN")
+    token = current_settings().admin_token
     if not token:
         abort(404, "the admin dashboard is disabled (set ADMIN_TOKEN)")
     return token
@@ -93,11 +84,7 @@ def logout():
 
 
 def _summary() -> dict:
-    return summary(
-        get_engine(),
-        current_app.extensions["study_experiment"],
-        current_app.extensions["study_settings"],
-    )
+    return summary(get_engine(), current_experiment(), current_settings())
 
 
 @bp.get("/")
@@ -107,8 +94,7 @@ def dashboard():
     return render_template(
         "admin/dashboard.html",
         s=_summary(),
-        settings=current_app.extensions["study_settings"],
-        exp=current_app.extensions["study_experiment"],
+        exp=current_experiment(),
         csrf=csrf_token(admin_binding()),
     )
 
@@ -117,20 +103,16 @@ def dashboard():
 @admin_required
 def stats():
     """The dashboard figures as JSON."""
-    return jsonify(_summary())
+    return _summary()
 
 
 @bp.get("/export.csv")
 @admin_required
 def export_csv():
     """Download the long table; ``?passed=1`` keeps only HITs that passed their checks."""
-    import csv
-
     passed = request.args.get("passed") == "1"
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS)
-    writer.writeheader()
-    writer.writerows(export_rows(get_engine(), passed_only=passed))
+    write_rows(buf, export_rows(get_engine(), passed_only=passed))
     name = "comparisons-passed.csv" if passed else "comparisons-all.csv"
     return Response(
         buf.getvalue(),
@@ -211,8 +193,7 @@ def jnd_png_bytes(rows, conditions, n_samples: int) -> bytes:
 @admin_required
 def jnd_png():
     """The live JND plot as PNG (fitted and drawn off the worker's event loop)."""
-    exp = current_app.extensions["study_experiment"]
     rows = export_rows(get_engine(), passed_only=True)
-    n = int(current_app.config["ADMIN_BOOTSTRAP"])
-    png = off_the_event_loop(jnd_png_bytes, rows, list(exp.conditions), n)
+    conditions, n = list(current_experiment().conditions), current_settings().admin_bootstrap
+    png = off_the_event_loop(jnd_png_bytes, rows, conditions, n)
     return Response(png, mimetype="image/png", headers={"Cache-Control": "no-store"})

@@ -1,8 +1,10 @@
 """``mdf study``: serve the study, create its database, export answers, run simulated observers.
 
 ``mdf study serve --manifest m.json`` validates the manifest, creates (or checks) the database
-and runs the app under gunicorn (``--dev`` for Flask's development server). Settings are passed
-to the workers as ``MDF_STUDY_*`` environment variables, which ``create_app`` reads.
+and runs the app under gunicorn (``--dev`` for Flask's development server). The options are
+passed on as ``MDF_STUDY_*`` environment variables, so the workers' ``create_app`` and
+``init-db`` read them through the one settings loader (``study.settings.load_settings``), on
+top of ``<instance>/config.py``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import sys
 from pathlib import Path
 
 import click
+
+from .settings import ENV_PREFIX, INSTANCE_ENV
 
 __all__ = ["WORKER_CLASSES", "cli", "db_url", "gunicorn_argv"]
 
@@ -161,18 +165,18 @@ def _export_env(
     }
     for k, v in env.items():
         if v is not None:
-            os.environ[f"MDF_STUDY_{k}"] = str(v)
+            os.environ[ENV_PREFIX + k] = str(v)
     inst = Path(instance).resolve()
     inst.mkdir(parents=True, exist_ok=True)
-    os.environ["MDF_STUDY_INSTANCE"] = str(inst)
-    if not os.environ.get("MDF_STUDY_SECRET_KEY") and not (inst / "config.py").is_file():
+    os.environ[INSTANCE_ENV] = str(inst)
+    if not os.environ.get(ENV_PREFIX + "SECRET_KEY") and not (inst / "config.py").is_file():
         # A random secret per deployment, kept in the instance folder (never a shared default).
         key_file = inst / "secret_key"
         if not key_file.is_file():
             fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_urlsafe(48))
-        os.environ["MDF_STUDY_SECRET_KEY"] = key_file.read_text().strip()
+        os.environ[ENV_PREFIX + "SECRET_KEY"] = key_file.read_text().strip()
 
 
 @click.group()
@@ -214,8 +218,9 @@ def serve(host, port, workers, worker_class, threads, proxies, dev, **kw):
     """Serve the study (gunicorn) and print the link to share."""
     _export_env(**kw)
     if proxies:
-        os.environ["MDF_STUDY_PROXY_FIX"] = str(proxies)
+        os.environ[ENV_PREFIX + "PROXY_FIX"] = str(proxies)
     from . import create_app
+    from .settings import EXTENSION
 
     try:
         app = create_app()
@@ -226,7 +231,7 @@ def serve(host, port, workers, worker_class, threads, proxies, dev, **kw):
         f"study link: http://{host}:{port}/   (Prolific: add ?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}"
         "&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}})"
     )
-    if not app.config.get("ADMIN_TOKEN"):
+    if app.extensions[EXTENSION].admin_token is None:
         click.echo("admin dashboard disabled: set MDF_STUDY_ADMIN_TOKEN to enable /admin/")
     else:
         click.echo(f"admin dashboard: http://{host}:{port}/admin/")
@@ -247,27 +252,24 @@ def serve(host, port, workers, worker_class, threads, proxies, dev, **kw):
 @_design_options
 @click.option("--force", is_flag=True, help="Drop existing study tables (deletes all answers).")
 def init_db_cmd(force, **kw):
-    """Create the study database and its HIT pool (refuses to overwrite without --force)."""
+    """Create the study database and its HIT pool: a missing one is created, an existing one is
+    refused, or dropped and created anew with --force (every answer is deleted)."""
     _export_env(**kw)
-    from flask import Config
-
-    from . import _settings, db
+    from .commands import run_init_db
+    from .db import make_engine
     from .experiment import load_experiment
+    from .settings import load_settings
 
-    cfg = Config(os.environ["MDF_STUDY_INSTANCE"])
-    from . import DEFAULTS
-
-    cfg.from_mapping(DEFAULTS)
-    cfg.from_prefixed_env("MDF_STUDY")
-    url = cfg["DATABASE"] or "sqlite:///" + os.path.join(
-        os.environ["MDF_STUDY_INSTANCE"], "study.sqlite3"
-    )
     try:
-        exp = load_experiment(cfg["MANIFEST"])
-        n = db.init_db(db.make_engine(url), exp, _settings(cfg), force=force)
-    except ValueError as exc:
+        settings = load_settings(os.environ[INSTANCE_ENV])
+        exp = load_experiment(settings.manifest, verify_checksums=settings.verify_checksums)
+        engine = make_engine(settings.database, settings.sqlite_synchronous)
+    except (ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"initialised {url} with {n} HITs")
+    try:
+        click.echo(run_init_db(engine, exp, settings, force))
+    finally:
+        engine.dispose()
 
 
 @cli.command()

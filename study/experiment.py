@@ -1,9 +1,11 @@
 """The experiment definition: which images and which conditions (losses) a study compares.
 
 An experiment is read either from the triplet manifest that ``restore`` exports (``manifest.json``,
-format ``mdf-triplets`` version 1, see the README) or from a plain folder layout
-(``<image>/reference.png`` and ``<image>/<condition>.png``). Every path is resolved inside the
-experiment folder; unsafe paths, missing files and checksum mismatches raise ``ValueError``.
+format ``mdf-triplets`` version 1, read and validated by :mod:`scaling.contracts.manifest`, the
+format's one home) or from the study's own plain folder layout (``<image>/reference.png`` and
+``<image>/<condition>.png``). Every path is resolved inside the experiment folder; unsafe paths,
+missing files, checksum mismatches and images that are not same-size 8-bit RGB PNGs raise
+``ValueError`` naming the problem.
 
 Reference: the crowd study of Mustafa et al., "Training a Task-Specific Image Reconstruction
 Loss", WACV 2022, section 4.3 (reference image shown with two restorations of it).
@@ -13,30 +15,48 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-__all__ = ["Experiment", "ImageEntry", "load_experiment", "load_folder", "load_manifest"]
+from flask import current_app
 
-MANIFEST_FORMAT = "mdf-triplets"
-MANIFEST_VERSION = 1
-IMAGE_ID_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
-CONDITION_ID_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
-#: Condition ids reserved for attention checks; manifests may not use names starting with "__".
+from scaling.contracts.manifest import (
+    CONDITION_ID_RE,
+    IMAGE_ID_RE,
+    RESERVED_PREFIX,
+    Manifest,
+    read_manifest,
+)
+
+__all__ = [
+    "CHECK_DISTORTED",
+    "CHECK_REFERENCE",
+    "Experiment",
+    "ImageEntry",
+    "current_experiment",
+    "load_experiment",
+    "load_folder",
+    "load_manifest",
+]
+
+#: Condition ids of the attention checks (manifests may not use names starting with "__").
 CHECK_REFERENCE = "__reference__"
 CHECK_DISTORTED = "__distorted__"
 
 
 @dataclass(frozen=True)
 class ImageEntry:
-    """One test image: its reference and one restored output per condition (absolute paths)."""
+    """One test image of an experiment, its files resolved to absolute paths and checked."""
 
+    #: the manifest's image id, or the image's folder name
     id: str
     width: int
     height: int
+    #: the reference shown in the middle of every trial of this image
     reference: Path
+    #: condition id -> the restored image shown for that condition
     outputs: dict[str, Path]
+    #: the degraded input the restorations started from (not shown), if there is one
     degraded: Path | None = None
 
 
@@ -66,29 +86,46 @@ class Experiment:
         return entry.outputs[condition]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def _fingerprint(task: str, conditions, images) -> str:
+    """16 hex digits identifying the task, the conditions and each image's outputs (stored in
+    the database: a database is only reused for the same experiment)."""
+    payload = {
+        "task": task,
+        "conditions": list(conditions),
+        "images": [[e.id, sorted(e.outputs)] for e in images],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _safe_path(root: Path, rel: object, what: str) -> Path:
-    """Resolve a manifest path inside ``root``; reject absolute paths, ``..`` and backslashes."""
-    if not isinstance(rel, str) or not rel:
-        raise ValueError(f"{what}: expected a non-empty relative path string, got {rel!r}")
-    if "\\" in rel or rel.startswith("/") or re.match(r"^[A-Za-z]:", rel):
-        raise ValueError(f"{what}: path {rel!r} must be relative with forward slashes")
-    parts = PurePosixPath(rel).parts
-    if any(p in ("..", ".") or p == "" for p in parts):
-        raise ValueError(f"{what}: path {rel!r} must not contain '..' or '.' components")
-    path = (root / Path(*parts)).resolve()
-    if root.resolve() not in path.parents:
-        raise ValueError(f"{what}: path {rel!r} escapes the manifest folder")
-    if not path.is_file():
-        raise ValueError(f"{what}: file {rel!r} does not exist in {root}")
-    return path
+def _experiment(root: Path, task: str, conditions, images, meta=None) -> Experiment:
+    return Experiment(
+        root, task, tuple(conditions), tuple(images), _fingerprint(task, conditions, images),
+        dict(meta or {}),
+    )  # fmt: skip
+
+
+def from_manifest(manifest: Manifest) -> Experiment:
+    """The experiment of a manifest read from a file (``read_manifest``; absolute paths)."""
+    images = [
+        ImageEntry(
+            im.id, im.width, im.height, manifest.path(im.reference),
+            {c: manifest.path(ref) for c, ref in im.outputs.items()},
+            None if im.degraded is None else manifest.path(im.degraded),
+        )
+        for im in manifest.images
+    ]  # fmt: skip
+    return _experiment(manifest.root, manifest.task, manifest.conditions, images, manifest.meta)
+
+
+def load_manifest(path: str | Path, verify_checksums: bool = True) -> Experiment:
+    """Read and validate a ``mdf-triplets`` v1 manifest written by ``restore``.
+
+    ``scaling.contracts.manifest.read_manifest`` checks the format and version, id syntax, that
+    every image has an output for every condition, that every path is safe and exists, that the
+    SHA-256 checksums match (``verify_checksums``) and that all images of an entry are 8-bit RGB
+    PNGs of the declared size. Raises ``ValueError`` naming the problem.
+    """
+    return from_manifest(read_manifest(path, verify_checksums))
 
 
 def _png_size(path: Path, what: str) -> tuple[int, int]:
@@ -105,115 +142,12 @@ def _png_size(path: Path, what: str) -> tuple[int, int]:
         raise ValueError(f"{what}: {path.name} is not a readable image ({exc})") from exc
 
 
-def _fingerprint(task: str, conditions, images) -> str:
-    payload = {
-        "task": task,
-        "conditions": list(conditions),
-        "images": [[e.id, sorted(e.outputs)] for e in images],
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _check_file(root: Path, spec: object, what: str, verify: bool) -> Path:
-    if not isinstance(spec, dict):
-        raise ValueError(f"{what}: expected an object with 'path' and 'sha256', got {spec!r}")  # noqa: TRY004 (malformed file content is a bad value)
-    path = _safe_path(root, spec.get("path"), what)
-    digest = spec.get("sha256")
-    if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
-        raise ValueError(f"{what}: 'sha256' must be 64 hex digits, got {digest!r}")
-    if verify and _sha256(path) != digest.lower():
-        raise ValueError(f"{what}: checksum mismatch for {spec['path']!r} (file changed?)")
-    return path
-
-
-def load_manifest(path: str | Path, verify_checksums: bool = True) -> Experiment:
-    """Read and validate a ``mdf-triplets`` v1 manifest written by ``restore``.
-
-    Checks the format and version, id syntax, that every image has an output for every condition,
-    that every path is safe and exists, that the SHA-256 checksums match and that all images of an
-    entry are 8-bit RGB PNGs of the declared size. Raises ``ValueError`` naming the problem.
-    """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ValueError(f"manifest {path} does not exist") from exc
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"manifest {path} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"manifest {path}: expected a JSON object")  # noqa: TRY004 (malformed file content is a bad value)
-    if data.get("format") != MANIFEST_FORMAT:
-        raise ValueError(
-            f"manifest {path}: format {data.get('format')!r}, expected {MANIFEST_FORMAT!r}"
-        )
-    if data.get("version") != MANIFEST_VERSION:
-        raise ValueError(
-            f"manifest {path}: version {data.get('version')!r}, expected {MANIFEST_VERSION}"
-        )
-    root = path.resolve().parent
-    conditions = data.get("conditions")
-    if not isinstance(conditions, list) or len(conditions) < 2:
-        raise ValueError(f"manifest {path}: 'conditions' must list at least 2 condition ids")
-    for c in conditions:
-        if not isinstance(c, str) or not CONDITION_ID_RE.match(c) or c.startswith("__"):
-            raise ValueError(f"manifest {path}: invalid condition id {c!r}")
-    if len(set(conditions)) != len(conditions):
-        raise ValueError(f"manifest {path}: duplicate condition ids in {conditions}")
-    raw_images = data.get("images")
-    if not isinstance(raw_images, list) or not raw_images:
-        raise ValueError(f"manifest {path}: 'images' must be a non-empty list")
-    images = []
-    seen = set()
-    for k, item in enumerate(raw_images):
-        if not isinstance(item, dict):
-            raise ValueError(f"manifest {path}: images[{k}] is not an object")  # noqa: TRY004 (malformed file content is a bad value)
-        iid = item.get("id")
-        if not isinstance(iid, str) or not IMAGE_ID_RE.match(iid):
-            raise ValueError(f"manifest {path}: images[{k}] has invalid id {iid!r}")
-        if iid in seen:
-            raise ValueError(f"manifest {path}: duplicate image id {iid!r}")
-        seen.add(iid)
-        what = f"image {iid!r}"
-        width, height = item.get("width"), item.get("height")
-        if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
-            raise ValueError(f"{what}: 'width' and 'height' must be positive integers")
-        ref = _check_file(root, item.get("reference"), f"{what} reference", verify_checksums)
-        degraded = None
-        if item.get("degraded") is not None:
-            degraded = _check_file(root, item["degraded"], f"{what} degraded", verify_checksums)
-        outs = item.get("outputs")
-        if not isinstance(outs, dict):
-            raise ValueError(f"{what}: 'outputs' must be an object")  # noqa: TRY004 (malformed file content is a bad value)
-        missing = [c for c in conditions if c not in outs]
-        if missing:
-            raise ValueError(f"{what}: no output for condition(s) {missing}")
-        extra = [c for c in outs if c not in conditions]
-        if extra:
-            raise ValueError(f"{what}: outputs for unknown condition(s) {extra}")
-        outputs = {
-            c: _check_file(root, outs[c], f"{what} output {c!r}", verify_checksums)
-            for c in conditions
-        }
-        for p in [ref, *outputs.values()]:
-            if _png_size(p, what) != (width, height):
-                raise ValueError(f"{what}: {p.name} is not {width}x{height}")
-        images.append(ImageEntry(iid, width, height, ref, outputs, degraded))
-    task = str(data.get("task", ""))
-    return Experiment(
-        root=root,
-        task=task,
-        conditions=tuple(conditions),
-        images=tuple(images),
-        fingerprint=_fingerprint(task, conditions, images),
-        meta=dict(data.get("meta") or {}),
-    )
-
-
 def load_folder(folder: str | Path) -> Experiment:
     """Read the plain folder layout ``<image>/reference.png`` + ``<image>/<condition>.png``.
 
     Conditions are the sorted file stems other than ``reference`` and ``degraded``; every image
-    folder must have all of them. Raises ``ValueError`` on an empty or inconsistent folder.
+    folder must have all of them, with the manifest's id rules. Raises ``ValueError`` on an
+    empty or inconsistent folder.
     """
     root = Path(folder).resolve()
     if not root.is_dir():
@@ -227,7 +161,7 @@ def load_folder(folder: str | Path) -> Experiment:
             raise ValueError(f"image folder name {sub.name!r} is not a valid id")
         stems = sorted(p.stem for p in sub.glob("*.png") if p.stem not in ("reference", "degraded"))
         for c in stems:
-            if not CONDITION_ID_RE.match(c) or c.startswith("__"):
+            if not CONDITION_ID_RE.match(c) or c.startswith(RESERVED_PREFIX):
                 raise ValueError(f"{sub.name}: invalid condition file name {c!r}.png")
         if conditions is None:
             conditions = stems
@@ -245,9 +179,7 @@ def load_folder(folder: str | Path) -> Experiment:
         raise ValueError(f"{root}: no '<image>/reference.png' folders found")
     if conditions is None or len(conditions) < 2:
         raise ValueError(f"{root}: need at least 2 conditions per image, got {conditions}")
-    return Experiment(
-        root, "", tuple(conditions), tuple(images), _fingerprint("", conditions, images)
-    )
+    return _experiment(root, "", conditions, images)
 
 
 def load_experiment(path: str | Path, verify_checksums: bool = True) -> Experiment:
@@ -258,3 +190,8 @@ def load_experiment(path: str | Path, verify_checksums: bool = True) -> Experime
     if (p / "manifest.json").is_file():
         return load_manifest(p / "manifest.json", verify_checksums)
     return load_folder(p)
+
+
+def current_experiment() -> Experiment:
+    """The experiment of the current Flask app (loaded once by ``create_app``)."""
+    return current_app.extensions["study_experiment"]

@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import os
 import statistics
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import TextIO
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from scaling.contracts.atomic import atomic_open
+
 from . import models as m
 from .db import transaction
 
-__all__ = ["COLUMNS", "export_rows", "observer_matrices", "summary", "write_csv"]
+__all__ = ["COLUMNS", "export_rows", "observer_matrices", "summary", "write_csv", "write_rows"]
 
 COLUMNS = [
     "observer",
@@ -59,19 +60,9 @@ def _check_stats(rows) -> dict[int, tuple[int, int]]:
 def _all_answers(engine: Engine) -> list[dict]:
     q = (
         select(
-            m.answers.c.assignment_id,
-            m.answers.c.chosen_side,
-            m.answers.c.correct,
-            m.answers.c.rt_ms,
-            m.answers.c.created_at,
-            m.trials.c.kind,
-            m.trials.c.image_id,
-            m.trials.c.left,
-            m.trials.c.right,
-            m.trials.c.position,
-            m.trials.c.hit_id,
-            m.assignments.c.worker_id,
-            m.assignments.c.platform,
+            *m.answers.c["assignment_id", "chosen_side", "correct", "rt_ms", "created_at"],
+            *m.trials.c["kind", "image_id", "left", "right", "position", "hit_id"],
+            *m.assignments.c["worker_id", "platform"],
             m.assignments.c.status.label("assignment_status"),
         )
         .select_from(
@@ -122,21 +113,19 @@ def export_rows(engine: Engine, passed_only: bool = False) -> list[dict]:
     return out
 
 
+def write_rows(f: TextIO, rows: list[dict]) -> None:
+    """Write the long table ``rows`` (keys :data:`COLUMNS`) with its header as CSV to ``f``."""
+    writer = csv.DictWriter(f, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+
+
 def write_csv(rows: list[dict], out: str | Path) -> Path:
-    """Write ``rows`` as CSV to ``out`` atomically (temporary file, then ``os.replace``)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, out)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return out
+    """Write ``rows`` as CSV to ``out`` atomically (``scaling.contracts.atomic``), readable by
+    the owner only (the table holds participant ids); the folder is created if missing."""
+    with atomic_open(out, binary=False, newline="", mode=0o600) as f:
+        write_rows(f, rows)
+    return Path(out)
 
 
 def observer_matrices(rows: list[dict], conditions: list[str]):
@@ -156,13 +145,13 @@ def observer_matrices(rows: list[dict], conditions: list[str]):
     return MM, observers
 
 
-def summary(engine: Engine, exp, settings: dict, now: float | None = None) -> dict:
+def summary(engine: Engine, exp, settings, now: float | None = None) -> dict:
     """Progress figures for the admin dashboard.
 
     Keys: ``pairs`` (per image and pair: answered comparisons, all and passed), ``hits``
     (open/leased/done), ``assignments`` (completed, abandoned, excluded = completed with a failed
     check, active), ``check_failure_rate`` (failed / answered checks), ``median_rt_ms`` (pair
-    trials), ``answers`` (total rows).
+    trials), ``answers`` (total rows). ``settings``: the app's ``Settings`` (target per pair).
     """
     now = time.time() if now is None else now
     rows = _all_answers(engine)
@@ -220,7 +209,7 @@ def summary(engine: Engine, exp, settings: dict, now: float | None = None) -> di
                 "condition_b": k[2],
                 "answered": v[0],
                 "passed": v[1],
-                "target": settings["per_pair"],
+                "target": settings.per_pair_target,
             }
             for k, v in pairs.items()
         ],

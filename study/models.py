@@ -25,6 +25,16 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+
+def _key() -> Column:
+    return Column("id", Integer, primary_key=True)
+
+
+def _ref(name: str, target: str, *, nullable: bool = False, index: bool = False) -> Column:
+    """An integer foreign key column ``name`` referring to ``target`` (``table.column``)."""
+    return Column(name, Integer, ForeignKey(target), nullable=nullable, index=index)
+
+
 meta = Table(
     "study_meta",
     metadata,
@@ -35,7 +45,7 @@ meta = Table(
 hits = Table(
     "hits",
     metadata,
-    Column("id", Integer, primary_key=True),
+    _key(),
     Column("seed", Integer, nullable=False),
     Column("status", String(16), nullable=False, index=True),  # open | leased | done
     Column("assigned_to", Integer, nullable=True),
@@ -47,8 +57,8 @@ hits = Table(
 trials = Table(
     "trials",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("hit_id", Integer, ForeignKey("hits.id"), nullable=False, index=True),
+    _key(),
+    _ref("hit_id", "hits.id", index=True),
     Column("position", Integer, nullable=False),
     Column("kind", String(16), nullable=False),  # pair | check | practice
     Column("image_id", String(128), nullable=False),
@@ -60,9 +70,9 @@ trials = Table(
 assignments = Table(
     "assignments",
     metadata,
-    Column("id", Integer, primary_key=True),
+    _key(),
     Column("token", String(64), nullable=False, unique=True),
-    Column("hit_id", Integer, ForeignKey("hits.id"), nullable=True, index=True),
+    _ref("hit_id", "hits.id", nullable=True, index=True),
     Column("worker_id", String(128), nullable=False, index=True),
     Column("platform", String(16), nullable=False),  # local | prolific | mturk
     Column("study_id", String(128), nullable=True),
@@ -78,10 +88,10 @@ assignments = Table(
 answers = Table(
     "answers",
     metadata,
-    Column("id", Integer, primary_key=True),
+    _key(),
     Column("client_id", String(64), nullable=False, unique=True),
-    Column("assignment_id", Integer, ForeignKey("assignments.id"), nullable=False, index=True),
-    Column("trial_id", Integer, ForeignKey("trials.id"), nullable=False),
+    _ref("assignment_id", "assignments.id", index=True),
+    _ref("trial_id", "trials.id"),
     Column("chosen_side", String(8), nullable=False),  # left | right
     Column("chosen", String(128), nullable=False),  # the condition on the chosen side
     Column("correct", Integer, nullable=True),  # checks/practice: 1 if the reference was chosen

@@ -19,41 +19,19 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode, urlsplit
 
-from flask import (
-    Blueprint,
-    Response,
-    abort,
-    current_app,
-    jsonify,
-    redirect,
-    render_template,
-    request,
-    send_file,
-    url_for,
-)
+from flask import Blueprint, Response, abort, redirect, render_template, request, send_file, url_for
 
+from .allocation import ID_RE, AlreadyDone, Worker, allocate
 from .db import get_engine
-from .experiment import CHECK_DISTORTED
+from .experiment import CHECK_DISTORTED, CHECK_REFERENCE, current_experiment
 from .security import check_csrf, csrf_token, require_json_api
-from .store import (
-    ID_RE,
-    AlreadyDone,
-    StudyError,
-    Worker,
-    allocate,
-    load_assignment,
-    record_answer,
-    trial_of,
-)
+from .settings import current_settings
+from .store import StudyError, load_assignment, record_answer, trial_of
 
 bp = Blueprint("participant", __name__)
 
 MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
 PROLIFIC_COMPLETE = "https://app.prolific.com/submissions/complete"
-
-
-def _settings() -> dict:
-    return current_app.extensions["study_settings"]
 
 
 def _valid_id(value: str | None, name: str) -> str:
@@ -65,7 +43,7 @@ def _valid_id(value: str | None, name: str) -> str:
 def _submit_host_ok(url: str) -> bool:
     parts = urlsplit(url)
     origin = f"{parts.scheme}://{parts.netloc}"
-    return origin in current_app.config["MTURK_SUBMIT_HOSTS"] and parts.path in ("", "/")
+    return origin in current_settings().mturk_submit_hosts and parts.path in ("", "/")
 
 
 def _worker_from(args) -> Worker | None:
@@ -100,7 +78,7 @@ def _message(title: str, text: str, status: int = 200, **extra):
 @bp.errorhandler(StudyError)
 def _study_error(exc: StudyError):
     if request.path.startswith("/api/"):
-        return jsonify({"error": exc.message}), exc.status
+        return {"error": exc.message}, exc.status
     return _message("Sorry", exc.message, exc.status)
 
 
@@ -109,9 +87,7 @@ def consent():
     """Consent and instructions; the start form carries the platform ids as hidden fields."""
     args = request.args
     if args.get("assignmentId") == MTURK_PREVIEW:
-        return render_template(
-            "study/consent.html", preview=True, hidden={}, local=False, settings=_settings()
-        )
+        return render_template("study/consent.html", preview=True, hidden={}, local=False)
     worker = _worker_from(args)
     hidden = {}
     if worker is not None and worker.platform != "local":
@@ -128,7 +104,6 @@ def consent():
         local=worker is None or worker.platform == "local",
         participant_id=args.get("participant_id", ""),
         csrf=csrf_token(),
-        settings=_settings(),
     )
 
 
@@ -141,13 +116,13 @@ def start():
     worker = _worker_from(request.form)
     if worker is None:
         abort(400, "missing participant id")
-    factory = None
-    if _settings()["design"] == "asap":  # numpy/scipy are imported only for active sampling
+    settings, factory = current_settings(), None
+    if settings.design == "asap":  # numpy/scipy are imported only for active sampling
         from .active import hit_factory
 
         factory = hit_factory()
     try:
-        token = allocate(get_engine(), worker, _settings(), hit_factory=factory)
+        token = allocate(get_engine(), worker, settings, hit_factory=factory)
     except AlreadyDone as exc:
         return redirect(url_for("participant.done", token=exc.token), code=303)
     return redirect(url_for("participant.hit", token=token), code=303)
@@ -165,7 +140,7 @@ def _trial_urls(token: str, trial_ids: list[int]) -> list[dict]:
 @bp.get("/hit/<token>")
 def hit(token: str):
     """The trial page; a reload resumes at the first unanswered trial and renews the lease."""
-    state = load_assignment(get_engine(), token, lease_seconds=_settings()["lease_seconds"])
+    state = load_assignment(get_engine(), token, lease_seconds=current_settings().lease_seconds)
     a = state["assignment"]
     if a["status"] == "completed":
         return redirect(url_for("participant.done", token=token))
@@ -194,7 +169,6 @@ def hit(token: str):
     return render_template(
         "study/hit.html",
         data=json.dumps(data).replace("<", "\\u003c"),
-        settings=_settings(),
         total=len(trials),
     )
 
@@ -204,10 +178,10 @@ def answer(token: str):
     """Store one answer (JSON); see ``store.record_answer`` for the rules and status codes."""
     require_json_api()
     payload = request.get_json(silent=True)
-    result = record_answer(get_engine(), token, payload, _settings())
+    result = record_answer(get_engine(), token, payload, current_settings())
     if result["done"]:
         result["next"] = url_for("participant.done", token=token)
-    return jsonify(result)
+    return result
 
 
 @bp.get("/img/<token>/<int:trial_id>/<slot>")
@@ -219,9 +193,9 @@ def image(token: str, trial_id: int, slot: str):
         trial = trial_of(get_engine(), token, trial_id)
     except StudyError:
         abort(404)
-    exp = current_app.extensions["study_experiment"]
+    exp = current_experiment()
     entry = exp.image(trial.image_id)
-    cond = {"reference": "__reference__", "left": trial.left, "right": trial.right}[slot]
+    cond = {"reference": CHECK_REFERENCE, "left": trial.left, "right": trial.right}[slot]
     if cond == CHECK_DISTORTED:
         from .images import distorted_png
 
@@ -246,7 +220,7 @@ def done(token: str):
     if a["status"] != "completed":
         return redirect(url_for("participant.hit", token=token))
     if a["platform"] == "prolific":
-        code = current_app.config.get("PROLIFIC_COMPLETION_CODE")
+        code = current_settings().prolific_completion_code
         if not code:
             return _message(
                 "Thank you!",

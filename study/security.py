@@ -21,13 +21,15 @@ from flask import abort, current_app, request, session
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from .settings import current_settings
+
 __all__ = ["check_csrf", "csrf_token", "init_app", "require_json_api"]
 
 CSRF_MAX_AGE = 24 * 3600
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="mdf-study-csrf")
+    return URLSafeTimedSerializer(current_settings().secret_key, salt="mdf-study-csrf")
 
 
 def csrf_token(bound: str = "form") -> str:
@@ -113,9 +115,10 @@ class _LazySessionInterface(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
-def init_app(app) -> None:
-    """Install the proxy fix, the same-origin guard and the response headers on ``app``."""
-    n = int(app.config.get("PROXY_FIX") or 0)
+def init_app(app, settings) -> None:
+    """Install the proxy fix, the same-origin guard and the response headers on ``app``
+    (``settings``: the app's ``Settings``; PROXY_FIX, MTURK_SUBMIT_HOSTS)."""
+    n = settings.proxy_fix
     if n:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -124,7 +127,7 @@ def init_app(app) -> None:
     app.extensions["study_security_headers"] = (
         ("X-Content-Type-Options", "nosniff"),
         ("Referrer-Policy", "same-origin"),
-        ("Content-Security-Policy", _csp(app.config["MTURK_SUBMIT_HOSTS"])),
+        ("Content-Security-Policy", _csp(settings.mturk_submit_hosts)),
     )
     app.session_interface = _LazySessionInterface()
     app.before_request(_same_origin_guard)

@@ -9,7 +9,8 @@ images of each trial and recognises the conditions by the SHA-256 of their bytes
 experiment's files); the distorted copy of an attention check is the image it does not know.
 
 Careful bots answer by Thurstone Case V with the given JND scores:
-P(left chosen) = Phi((q_left - q_right) / 1.4826) (1 JND = 75% preference, pwcmp's unit), and
+P(left chosen) = Phi((q_left - q_right) / 1.4826) (1 JND = 75% preference, pwcmp's unit:
+``scaling.contracts.units.preference_from_jnd``), and
 pick the reference in attention checks. Careless bots click at random (and so fail a check
 with probability 1/2 each).
 """
@@ -19,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import logging
 import math
 import random
 import re
@@ -29,12 +29,11 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
+from scaling.contracts.units import preference_from_jnd
+
 from .experiment import CHECK_DISTORTED, CHECK_REFERENCE, Experiment
 
 __all__ = ["BotResult", "hash_table", "parse_jod", "run_bot", "simulate"]
-
-log = logging.getLogger(__name__)
-SIGMA = 1.4826
 
 
 @dataclass
@@ -177,19 +176,8 @@ def run_bot(
     """
     res = BotResult(participant, careless)
     try:
-        return _run_bot(
-            res,
-            base_url,
-            jod,
-            careless,
-            hashes,
-            rng,
-            platform,
-            timeout,
-            duplicate_rate,
-            max_answers,
-            pace,
-        )
+        args = (jod, hashes, rng, platform, duplicate_rate, max_answers, pace)
+        return _run_bot(res, _Client(base_url, timeout), *args)
     except (OSError, http.client.HTTPException, ValueError) as exc:
         res.errors.append(f"{type(exc).__name__}: {exc}")
         return res
@@ -198,11 +186,9 @@ def run_bot(
             res.client.close()
 
 
-def _run_bot(
-    res, base_url, jod, careless, hashes, rng, platform, timeout, duplicate_rate, max_answers, pace
-) -> BotResult:
-    participant = res.participant
-    c = res.client = _Client(base_url, timeout)
+def _run_bot(res, c, jod, hashes, rng, platform, duplicate_rate, max_answers, pace) -> BotResult:
+    participant, careless = res.participant, res.careless
+    res.client = c
     if platform == "prolific":
         q = {"PROLIFIC_PID": participant, "STUDY_ID": "sim-study", "SESSION_ID": "s-" + participant}
     else:
@@ -258,8 +244,7 @@ def _run_bot(
             if CHECK_REFERENCE in (left, right):
                 side = "left" if left == CHECK_REFERENCE else "right"
             else:
-                d = jod.get(left, 0.0) - jod.get(right, 0.0)
-                p_left = 0.5 * (1 + math.erf(d / SIGMA / math.sqrt(2)))
+                p_left = preference_from_jnd(jod.get(left, 0.0) - jod.get(right, 0.0))
                 side = "left" if rng.random() < p_left else "right"
         answer_id = str(uuid.UUID(int=rng.getrandbits(128)))
         payload = json.dumps(
@@ -369,19 +354,11 @@ def simulate(
 
     def one(plan, pace):
         pid, careless, s = plan
+        rng = random.Random(s)
         res = run_bot(
-            base_url,
-            pid,
-            jod,
-            careless,
-            hashes,
-            random.Random(s),
-            platform,
-            30.0,
-            duplicate_rate,
-            None,
-            pace,
-        )
+            base_url, pid, jod, careless, hashes, rng, platform, duplicate_rate=duplicate_rate,
+            pace=pace,
+        )  # fmt: skip
         if bar is not None:
             bar.update(1)
         return res

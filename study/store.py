@@ -1,42 +1,35 @@
-"""Allocation of HITs with leases, and durable, idempotent recording of answers.
+"""Durable, idempotent recording of answers, and an assignment's state (the hot path).
 
-Every operation is one short database transaction. HITs are claimed with an optimistic version
-check (``UPDATE ... WHERE id = ? AND version = ?``), which is safe under SQLite's single writer
-and under PostgreSQL's READ COMMITTED (the row is re-checked after a concurrent update). A HIT
-whose lease ran out returns to the pool; the participant who held it gets a new one on return.
-Answers carry a client-generated id under a unique constraint, so a retried or double-clicked
-answer is stored once, and they are accepted only for the next unanswered trial of the
-participant's own, still-leased HIT.
+Every operation is one short raw transaction (:mod:`study.raw`). Answers carry a
+client-generated id under a unique constraint, so a retried or double-clicked answer is stored
+once, and they are accepted only for the next unanswered trial of the participant's own,
+still-leased HIT; each answer renews the HIT's lease. HITs are handed out by
+:mod:`study.allocation`.
 """
 
 from __future__ import annotations
 
 import re
-import secrets
 import time
-from dataclasses import dataclass
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy.engine import Engine
 
 from . import models as m
-from .db import raw_transaction, transaction
 from .experiment import CHECK_REFERENCE
+from .raw import raw_transaction
 
 __all__ = [
-    "ID_RE",
+    "RENEW_LEASE",
+    "SELECT_HIT",
     "TOKEN_RE",
-    "AlreadyDone",
     "StudyError",
-    "Worker",
-    "allocate",
     "load_assignment",
     "record_answer",
+    "trial_of",
 ]
 
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
-#: Worker / study / session ids from platforms and typed participant ids.
-ID_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9-]{8,64}$")
 MAX_RT_MS = 3_600_000.0
 
@@ -50,167 +43,16 @@ class StudyError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
-class Worker:
-    """Who asks for a HIT: platform (local/prolific/mturk), worker id and platform extras."""
-
-    platform: str
-    worker_id: str
-    study_id: str | None = None
-    session_id: str | None = None
-    mturk_assignment_id: str | None = None
-    mturk_hit_id: str | None = None
-    turk_submit_to: str | None = None
-
-
-def _lock(stmt, conn: Connection):
-    return stmt.with_for_update() if conn.dialect.name == "postgresql" else stmt
-
-
-_S_MINE = (
-    select(
-        m.assignments.c.id, m.assignments.c.token, m.assignments.c.status, m.assignments.c.hit_id
-    )
-    .where(
-        and_(
-            m.assignments.c.worker_id == bindparam("b_worker"),
-            m.assignments.c.platform == bindparam("b_platform"),
-        )
-    )
-    .order_by(m.assignments.c.id)
-)
-_S_MINE_PG = _S_MINE.with_for_update()
-_S_HIT = select(m.hits.c.id, m.hits.c.assigned_to, m.hits.c.status, m.hits.c.version).where(
+#: a HIT's lease state, by id (``b_hid``)
+SELECT_HIT = select(*m.hits.c["id", "assigned_to", "status", "version"]).where(
     m.hits.c.id == bindparam("b_hid")
 )
-_S_HIT_PG = _S_HIT.with_for_update()
-_S_CANDIDATES = (
-    select(m.hits.c.id, m.hits.c.version, m.hits.c.assigned_to)
-    .where(
-        or_(
-            m.hits.c.status == "open",
-            and_(m.hits.c.status == "leased", m.hits.c.lease_expires < bindparam("b_now")),
-        )
-    )
-    .order_by(m.hits.c.id)
-    .limit(8)
-)
-_U_CLAIM = (
+#: renew the lease of HIT ``b_hid`` until ``b_exp`` (epoch seconds), as version ``b_ver``
+RENEW_LEASE = (
     update(m.hits)
-    .where(and_(m.hits.c.id == bindparam("b_hid"), m.hits.c.version == bindparam("b_old")))
-    .values(
-        status="leased",
-        assigned_to=bindparam("b_aid"),
-        lease_expires=bindparam("b_exp"),
-        version=bindparam("b_ver"),
-    )
+    .where(m.hits.c.id == bindparam("b_hid"))
+    .values(lease_expires=bindparam("b_exp"), version=bindparam("b_ver"))
 )
-_U_ABANDON = (
-    update(m.assignments)
-    .where(and_(m.assignments.c.id == bindparam("b_aid"), m.assignments.c.status == "active"))
-    .values(status="abandoned")
-)
-_U_ASSIGN_HIT = (
-    update(m.assignments)
-    .where(m.assignments.c.id == bindparam("b_aid"))
-    .values(hit_id=bindparam("b_hid"))
-)
-_I_ASSIGNMENT = insert(m.assignments).returning(m.assignments.c.id)
-
-
-def allocate(
-    engine: Engine, worker: Worker, settings: dict, now: float | None = None, hit_factory=None
-) -> str:
-    """Give ``worker`` a HIT and return the assignment token.
-
-    A worker whose HIT is still leased to them gets the same assignment back (a reload
-    resumes). Raises ``StudyError(403)`` when the worker has done ``max_hits_per_worker`` HITs
-    and ``StudyError(503)`` when no HIT is left. ``hit_factory(conn)`` (active sampling) is
-    called to create a HIT when the pool is empty; it returns the new HIT id or None.
-    """
-    now = time.time() if now is None else now
-    lease = float(settings["lease_seconds"])
-    with transaction(engine, write=True) as conn:
-        pg = conn.dialect.name == "postgresql"
-        mine = conn.execute(
-            _S_MINE_PG if pg else _S_MINE,
-            {"b_worker": worker.worker_id, "b_platform": worker.platform},
-        ).all()
-        for a in mine:
-            if a.status != "active":
-                continue
-            hit = conn.execute(_S_HIT_PG if pg else _S_HIT, {"b_hid": a.hit_id}).one()
-            if hit.assigned_to == a.id and hit.status == "leased":
-                conn.execute(
-                    _U_HIT_LEASE,
-                    {"b_hid": hit.id, "b_exp": now + lease, "b_ver": hit.version + 1},
-                )
-                return a.token
-            conn.execute(_U_ABANDON, {"b_aid": a.id})
-        done = sum(1 for a in mine if a.status == "completed")
-        if done >= int(settings["max_hits_per_worker"]):
-            if done and all(a.status != "active" for a in mine):
-                last = [a for a in mine if a.status == "completed"][-1]
-                raise AlreadyDone(last.token)
-            raise StudyError(403, "You have already taken part in this study.")
-        token = secrets.token_urlsafe(24)
-        aid = conn.execute(
-            _I_ASSIGNMENT,
-            {
-                "token": token,
-                "hit_id": None,
-                "worker_id": worker.worker_id,
-                "platform": worker.platform,
-                "study_id": worker.study_id,
-                "session_id": worker.session_id,
-                "mturk_assignment_id": worker.mturk_assignment_id,
-                "mturk_hit_id": worker.mturk_hit_id,
-                "turk_submit_to": worker.turk_submit_to,
-                "status": "active",
-                "started_at": now,
-                "completed_at": None,
-            },
-        ).scalar_one()
-        for _ in range(20):
-            cands = conn.execute(_S_CANDIDATES, {"b_now": now}).all()
-            if not cands and hit_factory is not None:
-                new_id = hit_factory(conn)
-                if new_id is not None:
-                    continue
-            if not cands:
-                break
-            for hid, version, prev in cands:
-                res = conn.execute(
-                    _U_CLAIM,
-                    {
-                        "b_hid": hid,
-                        "b_old": version,
-                        "b_aid": aid,
-                        "b_exp": now + lease,
-                        "b_ver": version + 1,
-                    },
-                )
-                if res.rowcount == 1:
-                    if prev is not None:
-                        conn.execute(_U_ABANDON, {"b_aid": prev})
-                    conn.execute(_U_ASSIGN_HIT, {"b_aid": aid, "b_hid": hid})
-                    return token
-        raise _Full()
-
-
-class AlreadyDone(StudyError):
-    """The worker already completed their HITs; ``token`` is their last completed assignment."""
-
-    def __init__(self, token: str):
-        super().__init__(403, "You have already completed this study. Thank you!")
-        self.token = token
-
-
-class _Full(StudyError):
-    def __init__(self):
-        super().__init__(
-            503, "All HITs of this study are taken at the moment. Please try again later."
-        )
 
 
 _S_ASSIGNMENT = select(m.assignments).where(m.assignments.c.token == bindparam("b_token"))
@@ -229,7 +71,7 @@ _S_TRIALS_FULL = (
     .order_by(m.trials.c.position)
 )
 _S_IMAGE_TRIAL = (
-    select(m.trials.c.image_id, m.trials.c.left, m.trials.c.right)
+    select(*m.trials.c["image_id", "left", "right"])
     .select_from(m.trials.join(m.assignments, m.assignments.c.hit_id == m.trials.c.hit_id))
     .where(and_(m.assignments.c.token == bindparam("b_token"), m.trials.c.id == bindparam("b_tid")))
 )
@@ -265,14 +107,14 @@ def load_assignment(
         a = row._asdict() if row is not None else None
         if a is None or a["hit_id"] is None:
             raise StudyError(404, "unknown HIT link")
-        hit = conn.execute(_S_HIT, {"b_hid": a["hit_id"]}).one()
+        hit = conn.execute(SELECT_HIT, {"b_hid": a["hit_id"]}).one()
         rows = conn.execute(_S_TRIALS_FULL, {"b_aid": a["id"], "b_hid": a["hit_id"]}).all()
         trials = [r._asdict() for r in rows]
         answered = {t["id"] for t in trials if t.pop("answer") is not None}
         leased = hit.assigned_to == a["id"] and hit.status == "leased" and a["status"] == "active"
         if leased and lease_seconds is not None:
             conn.defer(
-                _U_HIT_LEASE,
+                RENEW_LEASE,
                 {"b_hid": hit.id, "b_exp": now + lease_seconds, "b_ver": hit.version + 1},
             )
     return {
@@ -307,15 +149,11 @@ def _validate_answer(payload) -> tuple[str, int, str, float]:
 _S_ANSWER_STATE = (
     select(
         m.assignments.c.id.label("aid"),
-        m.assignments.c.hit_id,
-        m.assignments.c.status,
+        *m.assignments.c["hit_id", "status"],
         m.hits.c.assigned_to,
         m.hits.c.status.label("hit_status"),
         m.hits.c.version,
-        m.trials.c.id,
-        m.trials.c.kind,
-        m.trials.c.left,
-        m.trials.c.right,
+        *m.trials.c["id", "kind", "left", "right"],
         m.answers.c.id.label("answer"),
         m.answers.c.client_id.label("answer_cid"),
         m.answers.c.chosen_side.label("answer_side"),
@@ -347,15 +185,10 @@ _U_HIT_DONE = (
     .where(m.hits.c.id == bindparam("b_hid"))
     .values(status="done", lease_expires=None, version=bindparam("b_ver"))
 )
-_U_HIT_LEASE = (
-    update(m.hits)
-    .where(m.hits.c.id == bindparam("b_hid"))
-    .values(lease_expires=bindparam("b_exp"), version=bindparam("b_ver"))
-)
 
 
 def record_answer(
-    engine: Engine, token: str, payload: dict, settings: dict, now: float | None = None
+    engine: Engine, token: str, payload: dict, settings, now: float | None = None
 ) -> dict:
     """Store one answer for the assignment ``token``; return ``{done, answered, total, duplicate}``.
 
@@ -364,6 +197,7 @@ def record_answer(
     same trial returns the stored result without writing. Refused with ``StudyError`` (nothing
     written): malformed payload 400, unknown token 404, trial not in this HIT 404, finished HIT
     409, HIT lease lost to someone else 410, trial already answered or out of order 409.
+    ``settings``: the app's ``Settings`` (``lease_seconds``: each answer renews the lease).
     """
     cid, tid, side, rt = _validate_answer(payload)
     if not isinstance(token, str) or not TOKEN_RE.match(token):
@@ -432,6 +266,6 @@ def _answer_in(conn, token, cid, tid, side, rt, settings, now) -> dict:
         conn.defer(_U_ASSIGNMENT_DONE, {"b_aid": a.aid, "b_now": now})
         conn.defer(_U_HIT_DONE, {"b_hid": a.hit_id, "b_ver": a.version + 1})
     else:
-        lease = now + float(settings["lease_seconds"])
-        conn.defer(_U_HIT_LEASE, {"b_hid": a.hit_id, "b_exp": lease, "b_ver": a.version + 1})
+        lease = now + float(settings.lease_seconds)
+        conn.defer(RENEW_LEASE, {"b_hid": a.hit_id, "b_exp": lease, "b_ver": a.version + 1})
     return {"done": done, "answered": n, "total": total, "duplicate": False}

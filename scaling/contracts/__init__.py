@@ -15,13 +15,30 @@ module                    contract
 ========================  ===========================================================
 """
 
-from .atomic import atomic_open, save_figure, write_bytes, write_csv, write_json, write_text
-from .jpeg import jpeg_roundtrip
-from .tasks import TASKS, canonical_task, mdf_task
-from .units import JND_PREFERENCE, SIGMA, preference_from_jnd
+from __future__ import annotations
 
-__all__ = [
-    "JND_PREFERENCE", "SIGMA", "TASKS", "atomic_open", "canonical_task", "jpeg_roundtrip",
-    "mdf_task", "preference_from_jnd", "save_figure", "write_bytes", "write_csv", "write_json",
-    "write_text",
-]
+import importlib
+
+#: public name -> the module of this subpackage that defines it (loaded on first use, PEP 562,
+#: so that ``import scaling.contracts.manifest`` in a web worker does not load numpy)
+_EXPORTS = {
+    "atomic_open": "atomic", "save_figure": "atomic", "write_bytes": "atomic",
+    "write_csv": "atomic", "write_json": "atomic", "write_text": "atomic",
+    "jpeg_roundtrip": "jpeg", "TASKS": "tasks", "canonical_task": "tasks", "mdf_task": "tasks",
+    "JND_PREFERENCE": "units", "SIGMA": "units", "preference_from_jnd": "units",
+}  # fmt: skip
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'scaling.contracts' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -102,13 +102,9 @@ def test_participant_completes_a_hit_in_chromium(make_app, h):
         srv.shutdown()
         th.join(5)
     assert seen_check
+    stored = "SELECT t.kind, a.correct, a.rt_ms FROM answers a JOIN trials t ON t.id = a.trial_id"
     with engine.connect() as c:
-        rows = c.execute(
-            text(
-                "SELECT t.kind, a.correct, a.rt_ms FROM answers a "
-                "JOIN trials t ON t.id = a.trial_id"
-            )
-        ).all()
+        rows = c.execute(text(stored)).all()
         status = c.execute(text("SELECT status FROM assignments")).scalar()
     assert len(rows) == 10 and status == "completed"
     assert [r[1] for r in rows if r[0] == "check"] == [1]

@@ -1,4 +1,4 @@
-"""The raw-connection transactions of the answer path (study.db.raw_transaction), on SQLite and
+"""The raw-connection transactions of the answer path (study.raw.raw_transaction), on SQLite and
 PostgreSQL: Core statements compiled once per dialect, commit on success, rollback on error,
 deferred writes, and on PostgreSQL prepared statements and recovery from dead connections."""
 
@@ -9,7 +9,8 @@ from sqlalchemy import bindparam, create_engine, func, insert, select, text, upd
 from sqlalchemy.pool import NullPool
 
 from study import models as m
-from study.db import make_engine, raw_transaction, transaction
+from study.db import make_engine, transaction
+from study.raw import raw_transaction
 
 _S_META = select(m.meta.c.key, m.meta.c.value).where(m.meta.c.key == bindparam("k"))
 _U_META = update(m.meta).where(m.meta.c.key == bindparam("k")).values(value=bindparam("v"))
@@ -149,7 +150,7 @@ def test_postgres_connections_killed_by_a_server_restart_are_replaced(pg_engine,
         assert killed >= 1
 
     kill_pool()
-    logged = caplog.at_level("WARNING", logger="study.db")
+    logged = caplog.at_level("WARNING", logger="study.raw")
     with logged, raw_transaction(engine, write=True) as conn:
         conn.execute(_U_META, {"k": "a", "v": "2"})
     assert "database connection lost" in caplog.text  # it was dead, and was replaced

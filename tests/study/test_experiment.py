@@ -52,7 +52,7 @@ def test_manifest_is_loaded_with_conditions_images_and_absolute_paths(h, tmp_pat
         ("missing output", lambda d: d["images"][0]["outputs"].pop("mdf"), "no output"),
         ("duplicate id", lambda d: d["images"][1].update(id="astronaut"), "duplicate image id"),
         ("bad image id", lambda d: d["images"][1].update(id="../x"), "invalid id"),
-        ("wrong size", lambda d: d["images"][0].update(width=50), "is not 50x48"),
+        ("wrong size", lambda d: d["images"][0].update(width=50), "not 50x48"),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )

@@ -7,6 +7,7 @@ import csv
 import pytest
 from click.testing import CliRunner
 
+import scaling
 from experiments.cli import main
 
 
@@ -17,7 +18,7 @@ def _complete(app, h, pid, side):
 def test_export_writes_the_long_table_that_scaling_reads(app, h, tmp_path):
     _complete(app, h, "p1", "left")
     _complete(app, h, "p2", "right")
-    db = app.config["DATABASE"]
+    db = app.extensions["study_settings"].database
     db = db.removeprefix("sqlite:///")  # a plain file path is accepted too
     out = tmp_path / "out" / "comparisons.csv"
     r = CliRunner().invoke(main, ["study", "export", "--db", db, "--out", str(out)])
@@ -29,7 +30,6 @@ def test_export_writes_the_long_table_that_scaling_reads(app, h, tmp_path):
     assert {r["observer"] for r in rows} == {"p1", "p2"}
     assert all(r["condition_A"] != r["condition_B"] for r in rows)
     assert all(r["is_A_selected"] == str(int(r["chosen_side"] == "left")) for r in rows)
-    scaling = pytest.importorskip("scaling")
     table = scaling.read_table(str(out), group="image")
     assert table is not None
     r = CliRunner().invoke(
@@ -54,55 +54,54 @@ def test_export_refuses_a_missing_database(tmp_path):
     assert not (tmp_path / "x.csv").exists()
 
 
-def test_init_db_cli_creates_and_refuses_to_overwrite(manifest, tmp_path):
-    args = [
-        "study",
-        "init-db",
-        "--manifest",
-        str(manifest),
-        "--db",
-        str(tmp_path / "s.sqlite3"),
-        "--instance",
-        str(tmp_path / "inst"),
-        "--per-pair",
-        "2",
-    ]
+def test_init_db_cli_creates_refuses_to_overwrite_and_recreates_with_force(manifest, tmp_path, h):
+    db = tmp_path / "s.sqlite3"
+    args = ["study", "init-db", "--manifest", str(manifest), "--db", str(db),
+            "--instance", str(tmp_path / "inst"), "--per-pair", "2"]  # fmt: skip
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
-    assert "with 2 HITs" in r.output  # 2 images x 3 pairs x 2 = 12 -> 2 HITs of 9
+    assert f"initialised sqlite:///{db} with 2 HITs" in r.output  # 2 x 3 pairs x 2 = 12 -> 2 of 9
+    assert (tmp_path / "inst" / "secret_key").stat().st_mode & 0o077 == 0
+    # the app serves the pool init-db made, and keeps the participants' answers
+    from study import create_app
+
+    app = create_app(h.base_config(tmp_path, manifest, DATABASE=f"sqlite:///{db}", PER_PAIR=2))
+    h.complete(app, "p1")
+    assert h.count_rows(app, "hits") == 2 and h.count_rows(app) == 10
     r = CliRunner().invoke(main, args)
     assert r.exit_code != 0 and "--force" in r.output
-    assert (tmp_path / "inst" / "secret_key").stat().st_mode & 0o077 == 0
+    assert h.count_rows(app) == 10  # refused: nothing dropped
+    r = CliRunner().invoke(main, [*args, "--force"])
+    assert r.exit_code == 0 and "with 2 HITs" in r.output, r.output
+    assert h.count_rows(app) == 0 and h.count_rows(app, "assignments") == 0
+    app.extensions["study_engine"].dispose()
+
+
+def test_init_db_cli_reads_settings_like_create_app(manifest, tmp_path, monkeypatch):
+    """Options, MDF_STUDY_* variables and instance/config.py reach init-db through the same
+    loader as the app's (typed: a bad value is named)."""
+    inst = tmp_path / "inst"
+    inst.mkdir()
+    (inst / "config.py").write_text("TRIALS_PER_HIT = 4\nSECRET_KEY = 'k' * 32\n")
+    args = ["study", "init-db", "--manifest", str(manifest), "--db", str(tmp_path / "s.sqlite3"),
+            "--instance", str(inst), "--per-pair", "2"]  # fmt: skip
+    monkeypatch.setenv("MDF_STUDY_CHECKS_PER_HIT", "2")
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0 and "with 3 HITs" in r.output, r.output  # 12 comparisons / 4
+    monkeypatch.setenv("MDF_STUDY_CHECKS_PER_HIT", "two")
+    r = CliRunner().invoke(main, [*args, "--force"])
+    assert r.exit_code != 0 and "MDF_STUDY_CHECKS_PER_HIT='two'" in r.output
+    assert "expects an integer" in r.output
+
+
+def _simulate(*args):
+    return CliRunner().invoke(main, ["study", "simulate", "--url", "http://127.0.0.1:9", *args])
 
 
 def test_simulate_cli_validates_jod(manifest):
-    r = CliRunner().invoke(
-        main,
-        [
-            "study",
-            "simulate",
-            "--url",
-            "http://127.0.0.1:9",
-            "--jod",
-            "l2=abc",
-            "--participants",
-            "1",
-        ],
-    )
+    r = _simulate("--jod", "l2=abc", "--participants", "1")
     assert r.exit_code != 0 and "not a number" in r.output
-    r = CliRunner().invoke(
-        main,
-        [
-            "study",
-            "simulate",
-            "--url",
-            "http://127.0.0.1:9",
-            "--jod",
-            "nope=1",
-            "--manifest",
-            str(manifest),
-        ],
-    )
+    r = _simulate("--jod", "nope=1", "--manifest", str(manifest))
     assert r.exit_code != 0 and "unknown condition" in r.output
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
+
 import pytest
 
 from study import create_app
@@ -27,9 +30,11 @@ def test_config_from_environment(tmp_path, manifest, monkeypatch):
     monkeypatch.setenv("MDF_STUDY_MANIFEST", str(manifest))
     monkeypatch.setenv("MDF_STUDY_TRIALS_PER_HIT", "4")
     app = create_app()
-    assert app.config["TRIALS_PER_HIT"] == 4
-    assert app.config["DATABASE"].endswith("study.sqlite3")
-    assert app.extensions["study_settings"]["trials_per_hit"] == 4
+    settings = app.extensions["study_settings"]
+    assert settings.trials_per_hit == 4 and settings.database.endswith("study.sqlite3")
+    assert app.config["SECRET_KEY"] == "x" * 32  # Flask's own keys are in app.config too
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.trials_per_hit = 5  # loaded once; never changed behind the app's back
 
 
 @pytest.mark.parametrize(
@@ -60,13 +65,36 @@ def test_database_is_created_once_and_checked_against_the_experiment(make_app, h
         make_app(MANIFEST=str(other))
 
 
-def test_init_db_command_refuses_existing_tables_without_force(app, h):
-    runner = app.test_cli_runner()
+def test_init_db_command_creates_a_missing_database_refuses_an_existing_one(make_app, h):
+    """``flask init-db`` with CREATE_DB=false: the app starts on an empty database without
+    creating it (503 until then), init-db creates it, refuses it again, --force recreates it."""
+    app = make_app(CREATE_DB=False)
+    client, runner = app.test_client(), app.test_cli_runner()
+    assert client.get("/healthz").status_code == 503
+    assert "has not been initialised" in client.get("/").get_data(as_text=True)
     r = runner.invoke(args=["init-db"])
-    assert r.exit_code != 0 and "--force" in r.output
+    assert r.exit_code == 0 and re.search(r"initialised \S+ with 2 HITs", r.output), r.output
+    assert h.count_rows(app, "hits") == 2 and client.get("/healthz").status_code == 200
+    h.complete(app, "p1")
+    r = runner.invoke(args=["init-db"])
+    assert r.exit_code != 0 and "--force" in r.output and h.count_rows(app) == 10
     r = runner.invoke(args=["init-db", "--force"])
-    assert r.exit_code == 0, r.output
-    assert "initialised" in r.output and h.count_rows(app, "hits") == 2
+    assert r.exit_code == 0 and "with 2 HITs" in r.output, r.output
+    assert h.count_rows(app) == 0 and h.count_rows(app, "assignments") == 0
+    assert h.count_rows(app, "hits") == 2
+
+
+def test_init_db_command_after_the_app_created_the_database_itself(make_app, h):
+    """With CREATE_DB (the default) the app creates a missing database as it starts: init-db
+    then reports those HITs; once the database exists (a second run, a restart) it refuses."""
+    app = make_app()
+    r = app.test_cli_runner().invoke(args=["init-db"])
+    assert r.exit_code == 0 and "with 2 HITs" in r.output, r.output
+    r = app.test_cli_runner().invoke(args=["init-db"])
+    assert r.exit_code != 0 and "already exist" in r.output
+    restarted = make_app()
+    r = restarted.test_cli_runner().invoke(args=["init-db"])
+    assert r.exit_code != 0 and "--force" in r.output and h.count_rows(restarted, "hits") == 2
 
 
 def test_healthz(client):

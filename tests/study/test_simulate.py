@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from werkzeug.serving import make_server
 
+import scaling
 from study.experiment import load_manifest
 from study.export import export_rows, observer_matrices
 from study.simulate import parse_jod, simulate
@@ -41,7 +42,6 @@ def test_parse_jod():
 
 @pytest.mark.slow
 def test_bots_take_hits_and_scaling_recovers_their_jnds(live, manifest, h):
-    scaling = pytest.importorskip("scaling")
     app, url = live(PER_PAIR=60)
     truth = {"l2": 0.0, "ms_ssim_l1": 0.6, "mdf": 1.6}
     results = simulate(
@@ -102,7 +102,6 @@ def test_asap_design_spends_fewer_comparisons_on_easy_pairs(live, manifest, h):
     easy = pairs[("l2", "mdf")]
     assert easy < pairs[("l2", "ms_ssim_l1")] and easy < pairs[("mdf", "ms_ssim_l1")], pairs
     MM, _ = observer_matrices(rows, ["l2", "ms_ssim_l1", "mdf"])
-    scaling = pytest.importorskip("scaling")
     res = scaling.pw_scale(MM.sum(axis=0))
     assert np.argsort(res.jod).tolist() == [0, 1, 2]
 
