@@ -7,33 +7,24 @@ Inputs are the files the other packages write:
 * comparisons: ``mdf study export`` (pwcmp's long table), scaled here with :mod:`scaling`;
 * correlations: ``mdf metrics iqa`` (metric, srocc, srocc_lo, srocc_hi, ...).
 
-Each analysis is a function returning tables and matplotlib Figures, and a sub-command of
-``mdf experiments`` that writes them to ``--out``.
+Each analysis is a function returning tables and matplotlib Figures and writing nothing;
+:mod:`experiments.figures` writes them into a folder, :mod:`experiments.commands` makes them
+sub-commands of ``mdf experiments``. Warnings that change what a result means (the scaling's, and
+degenerate correlations) travel with the result and are drawn under its figure.
 """
 
 from __future__ import annotations
 
-import warnings
-from pathlib import Path
+from dataclasses import dataclass
 
-import click
 import numpy as np
 import pandas as pd
 
-from scaling._io import save_figure_atomic as _save  # one atomic writer for scaling and us
-from scaling._io import write_csv_atomic as _write
+from scaling.caveats import record_warnings
+from scaling.plots import add_warnings, new_figure
 
 #: metric -> True when higher is better
 HIGHER_BETTER = {"psnr": True, "ssim": True, "lpips": False}
-
-
-def _figure(figsize):
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=figsize, layout="constrained")
 
 
 def bootstrap_ci(values, stat=np.mean, n_boot: int = 2000, alpha: float = 0.05, seed=0):
@@ -123,7 +114,7 @@ def plot_objective(df: pd.DataFrame, summary: pd.DataFrame, metric: str = "psnr"
     95% CI, and a star over each loss that ``reference`` beats significantly (one-tailed t-test)."""
     datasets = sorted(df[dataset_col].unique()) if dataset_col in df.columns else [None]
     losses = sorted(df["loss"].unique())
-    fig = _figure((max(4.5, 0.9 * len(losses) + 1.5) * len(datasets), 3.8))
+    fig = new_figure((max(4.5, 0.9 * len(losses) + 1.5) * len(datasets), 3.8))
     axes = fig.subplots(1, len(datasets), squeeze=False)[0]
     for ax, ds in zip(axes, datasets):
         part = df if ds is None else df[df[dataset_col] == ds]
@@ -153,21 +144,64 @@ def plot_objective(df: pd.DataFrame, summary: pd.DataFrame, metric: str = "psnr"
     return fig
 
 
-def jnd_per_loss(comparisons, group: str | None = "image", n_boot: int = 500, seed: int = 0):
+@dataclass(frozen=True)
+class JndPerLoss:
+    """Figure 5's numbers (:func:`jnd_per_loss`); unpacks as ``table, p_values, conditions``.
+
+    Attributes:
+        table: one row per loss: loss, jod, low, high, se (JND; 95% bootstrap CI).
+        p_values: N x N p-values of the pairwise differences (:func:`scaling.significance`).
+        conditions: the losses in the order of ``p_values``.
+        warnings: what the scaling warned about (disconnected design, unanimous pairs, bootstrap
+            resamples that warned), one line each, naming the losses; empty when nothing.
+        n_warned: bootstrap resamples whose scaling warned (``BootstrapResult.n_warned``).
+        n_boot: bootstrap resamples drawn.
+    """
+
+    table: pd.DataFrame
+    p_values: np.ndarray
+    conditions: list
+    warnings: tuple[str, ...] = ()
+    n_warned: int = 0
+    n_boot: int = 0
+
+    def __iter__(self):
+        return iter((self.table, self.p_values, self.conditions))
+
+
+def jnd_per_loss(comparisons, group: str | None = "image", n_boot: int = 500,
+                 seed: int = 0) -> JndPerLoss:
     """Figure 5's numbers: pooled JND per loss with bootstrap CIs and the pairwise p-values.
 
-    Returns (table, p_values, conditions): the pooled rows of :func:`scaling.scale_table`
-    (condition, jod, low, high, se), the N x N p-value matrix of :func:`scaling.significance`.
+    ``comparisons`` is pwcmp's long table (``mdf study export``, a CSV path or DataFrame); all
+    groups are pooled and observers are resampled ``n_boot`` times
+    (:func:`scaling.pw_scale_bootstrap`). The scaling's warnings are recorded in the result
+    instead of being printed.
     """
     from scaling import pw_scale_bootstrap, read_table, significance
 
     table = read_table(comparisons, group=group)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with record_warnings() as caveats:
         res = pw_scale_bootstrap(table.stack(None), n_boot, seed=seed, labels=table.conditions)
     out = pd.DataFrame({"loss": table.conditions, "jod": res.jod, "low": res.low,
                         "high": res.high, "se": res.se})
-    return out, significance(res.jod, res.cov), table.conditions
+    return JndPerLoss(out, significance(res.jod, res.cov), table.conditions, tuple(caveats),
+                      res.n_warned, n_boot)
+
+
+def plot_jnd(result: JndPerLoss, title: str = "JND per loss"):
+    """Figure 5: JND per loss with 95% CIs, and pwcmp's ranking triangles with significance.
+
+    Returns (bars, ranking) Figures; both carry ``result.warnings`` under the plot.
+    """
+    from scaling import plot_jod, plot_ranking_triangle
+
+    t = result.table
+    bars = plot_jod(t["jod"], t["low"], t["high"], result.conditions, title=title,
+                    warnings=result.warnings)
+    ranking = plot_ranking_triangle(t["jod"].to_numpy(), result.p_values, result.conditions,
+                                    warnings=result.warnings)
+    return bars, ranking
 
 
 def _join(left: pd.DataFrame, right: pd.DataFrame, what: str) -> pd.DataFrame:
@@ -184,7 +218,7 @@ def plot_perception_distortion(objective: pd.DataFrame, jnd: pd.DataFrame, metri
     with 95% CIs on both axes. Both axes are reversed so that the best loss is bottom-left
     (high PSNR to the left, high JND at the bottom)."""
     m = _join(objective, jnd, "objective results and the JND table")
-    fig = _figure((5.2, 4.2))
+    fig = new_figure((5.2, 4.2))
     ax = fig.add_subplot()
     for i, r in m.reset_index(drop=True).iterrows():
         ax.errorbar(r["mean"], r["jod"], xerr=[[r["mean"] - r["mean_lo"]], [r["mean_hi"] - r["mean"]]],
@@ -204,24 +238,30 @@ def srocc_vs_jnd(correlations: pd.DataFrame, jnd: pd.DataFrame):
     """Figure 9: each loss's SROCC as a quality metric (TID2013) against its JND as a training loss.
 
     Returns (joined table, stats) with Pearson r and Spearman rho (and their p-values) between the
-    two over losses: the paper finds little correlation.
+    two over losses: the paper finds little correlation. ``stats["warnings"]`` lists what SciPy
+    warned about (e.g. a constant column, which makes the correlations NaN); it is drawn under
+    figure 9.
     """
     from scipy.stats import pearsonr, spearmanr
 
     corr = correlations.rename(columns={"metric": "loss"})
     m = _join(corr, jnd, "SROCC table and the JND table")
     stats = {"n_losses": len(m)}
-    if len(m) >= 3:
-        r, p = pearsonr(m["jod"], m["srocc"])
-        rho, prho = spearmanr(m["jod"], m["srocc"])
-        stats.update(pearson_r=float(r), pearson_p=float(p), spearman_rho=float(rho),
-                     spearman_p=float(prho))
+    with record_warnings() as caveats:
+        if len(m) >= 3:
+            r, p = pearsonr(m["jod"], m["srocc"])
+            rho, prho = spearmanr(m["jod"], m["srocc"])
+            stats.update(pearson_r=float(r), pearson_p=float(p), spearman_rho=float(rho),
+                         spearman_p=float(prho))
+    if caveats:
+        stats["warnings"] = tuple(caveats)
     return m, stats
 
 
 def plot_srocc_vs_jnd(joined: pd.DataFrame, stats: dict):
-    """Figure 9's plot: SROCC (y) against JND (x) per loss, with their 95% CIs."""
-    fig = _figure((5.2, 4.2))
+    """Figure 9's plot: SROCC (y) against JND (x) per loss, with their 95% CIs (and the warnings
+    of :func:`srocc_vs_jnd` under it)."""
+    fig = new_figure((5.2, 4.2))
     ax = fig.add_subplot()
     for i, r in joined.reset_index(drop=True).iterrows():
         yerr = None
@@ -236,124 +276,5 @@ def plot_srocc_vs_jnd(joined: pd.DataFrame, stats: dict):
         title += f"\nPearson r = {stats['pearson_r']:.2f} (p = {stats['pearson_p']:.2f})"
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
+    add_warnings(fig, stats.get("warnings", ()))
     return fig
-
-
-# --------------------------------------------------------------------------- command line
-def jnd_outputs(comparisons, group: str | None, n_boot: int, folder: Path) -> pd.DataFrame:
-    """Figure 5 into ``folder``: fig5_jnd.png, fig5_ranking.png, then jnd.csv (written last, so
-    its presence means the step finished). Returns the JND table."""
-    from scaling import plot_jod, plot_ranking_triangle
-
-    table, p, conds = jnd_per_loss(comparisons, group, n_boot)
-    _save(plot_jod(table["jod"], table["low"], table["high"], conds, title="JND per loss"),
-          folder / "fig5_jnd.png")
-    _save(plot_ranking_triangle(table["jod"].to_numpy(), p, conds), folder / "fig5_ranking.png")
-    _write(table, folder / "jnd.csv")
-    return table
-
-
-def srocc_outputs(correlations: pd.DataFrame, jnd: pd.DataFrame, folder: Path) -> dict:
-    """Figure 9 into ``folder``: srocc_vs_jnd.csv and fig9_srocc_vs_jnd.png. Returns the stats."""
-    joined, stats = srocc_vs_jnd(correlations, jnd)
-    _write(joined, folder / "srocc_vs_jnd.csv")
-    _save(plot_srocc_vs_jnd(joined, stats), folder / "fig9_srocc_vs_jnd.png")
-    return stats
-
-
-def _read_csv(path: Path, what: str) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise click.ClickException(f"cannot read the {what} {path}: {exc}") from None
-
-
-@click.group("experiments")
-def cli():
-    """The paper's analyses on real data (figures 4, 5, 6 and 9); each writes CSVs and PNGs."""
-
-
-_out = click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-                    help="Output folder.")
-
-
-@cli.command("objective")
-@click.option("--evaluation", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              required=True, help="CSV of `mdf restore evaluate`.")
-@click.option("--metric", default="psnr", show_default=True, help="Column to analyse.")
-@click.option("--reference", default="mdf", show_default=True, help="Loss tested against the others.")
-@click.option("--bootstrap", "n_boot", default=2000, show_default=True)
-@_out
-def objective_cmd(evaluation, metric, reference, n_boot, out):
-    """Figure 4: violins, CIs of the mean and 5th percentile, one-tailed t-tests."""
-    df = _read_csv(evaluation, "evaluation")
-    try:
-        summ = objective_summary(df, metric, reference, n_boot=n_boot)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    _write(summ, out / f"objective_{metric}.csv")
-    _save(plot_objective(df, summ, metric, reference), out / f"fig4_{metric}.png")
-    click.echo(summ.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    click.echo(f"wrote {out}/objective_{metric}.csv and fig4_{metric}.png")
-
-
-@cli.command("jnd")
-@click.option("--comparisons", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              required=True, help="Long table of `mdf study export`.")
-@click.option("--group", default="image", show_default=True, help="Group column ('' for none).")
-@click.option("--bootstrap", "n_boot", default=500, show_default=True)
-@_out
-def jnd_cmd(comparisons, group, n_boot, out):
-    """Figure 5: JND per loss with 95% CIs, and ranking triangles with significance."""
-    try:
-        table = jnd_outputs(comparisons, group or None, n_boot, out)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    click.echo(f"wrote {out}/jnd.csv, fig5_jnd.png, fig5_ranking.png")
-
-
-@cli.command("pd")
-@click.option("--evaluation", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              required=True, help="CSV of `mdf restore evaluate`.")
-@click.option("--jnd", "jnd_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              required=True, help="jnd.csv of `mdf experiments jnd`.")
-@click.option("--metric", default="psnr", show_default=True)
-@_out
-def pd_cmd(evaluation, jnd_csv, metric, out):
-    """Figure 6: the perception-distortion plot (PSNR against JND, CIs on both axes)."""
-    df = _read_csv(evaluation, "evaluation")
-    try:
-        summ = objective_summary(df, metric, reference="", by=())
-        fig = plot_perception_distortion(summ, _read_csv(jnd_csv, "JND table"), metric)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    _save(fig, out / "fig6_perception_distortion.png")
-    click.echo(f"wrote {out}/fig6_perception_distortion.png")
-
-
-@cli.command("srocc")
-@click.option("--correlations", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              required=True, help="Correlation table of `mdf metrics iqa`.")
-@click.option("--jnd", "jnd_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              required=True, help="jnd.csv of `mdf experiments jnd`.")
-@_out
-def srocc_cmd(correlations, jnd_csv, out):
-    """Figure 9: SROCC of each loss as a metric against its JND as a training loss."""
-    try:
-        stats = srocc_outputs(_read_csv(correlations, "correlations"),
-                              _read_csv(jnd_csv, "JND table"), out)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    for k, v in stats.items():
-        click.echo(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}")
-    click.echo(f"wrote {out}/srocc_vs_jnd.csv and fig9_srocc_vs_jnd.png")
-
-
-def _register_paper() -> None:
-    from experiments.paper import paper_cmd
-
-    cli.add_command(paper_cmd)
-
-
-_register_paper()

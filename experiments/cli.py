@@ -1,8 +1,9 @@
 """The ``mdf`` command line: one click group, one sub-group per package.
 
 Sub-commands are imported only when they are invoked, so ``mdf scale`` never imports torch and
-``mdf --help`` stays fast. Each package owns its commands in ``<package>/cli.py`` and exposes one
-click command or group there; this module only registers them.
+``mdf --help`` stays fast. Each package owns its commands and exposes one click command or group
+(``scaling/cli.py``, ``metrics/cli.py``, ``restore/cli.py``, ``study/cli.py``; the analyses and
+the demo in ``experiments/commands.py``); this module only registers them.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "metrics": ("metrics.cli:cli", "Losses and quality metrics: evaluate, convert and train MDF."),
     "restore": ("restore.cli:cli", "Train and run restoration networks; export study triplets."),
     "study": ("study.cli:cli", "Run the pairwise-comparison crowd study (Flask app)."),
-    "experiments": ("experiments.analyses:cli", "The paper's analyses and figures on real data."),
-    "demo": ("experiments.demo:demo", "Run the whole pipeline on bundled images (CPU, offline)."),
+    "experiments": ("experiments.commands:cli", "The paper's analyses and figures on real data."),
+    "demo": ("experiments.commands:demo",
+             "Run the whole pipeline on bundled images (CPU, offline)."),
 }
 
 

@@ -10,10 +10,15 @@
    careless; the export of the comparisons that passed their attention checks.
    The bots do not look at the images: their preferences follow a made-up mapping of each loss's
    measured mean PSNR (1 JND per 0.5 dB), so the demo checks the plumbing, not the paper's claim.
-5. JND per loss with bootstrap CIs, ranking triangles, outlier observers.
+5. JND per loss with bootstrap CIs, ranking triangles, outlier observers; what the scaling warned
+   about (disconnected design, unanimous pairs, resamples that warned) is printed on stderr,
+   drawn under figure 5 and written into the report.
 6. Loss-as-metric SROCC on a TID2013-layout set built from bundled images with synthetic
    "subjective" scores (a made-up observer; again a plumbing check).
-7. ``report.md`` with every figure and table, and the CSVs behind them.
+7. ``report.md`` (:mod:`experiments.report`) with every figure and table, and the CSVs behind
+   them (written by :mod:`experiments.figures`).
+
+The command is ``mdf demo`` (:mod:`experiments.commands`).
 """
 
 from __future__ import annotations
@@ -26,11 +31,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-import warnings
 from pathlib import Path
 
 import click
-import numpy as np
 import pandas as pd
 
 LOSSES = {  # condition id -> (metrics name, options)
@@ -84,66 +87,27 @@ def _mdf_weights(out: Path, train: bool, quick: bool) -> tuple[Path, str]:
     return path, "trained now with the tiny preset (not a useful loss; for the pipeline only)"
 
 
-def _tid_like(folder: Path, names=("astronaut", "coffee", "chelsea", "rocket"), seed: int = 0):
-    """A small TID2013-layout set: 4 references x 4 distortions x 3 levels, with synthetic scores.
-
-    The scores come from a made-up observer (a weighted sum of the distortion level and a
-    per-type sensitivity plus noise), not from people.
-    """
-    from PIL import Image, ImageFilter
-    from skimage import data
-
-    rng = np.random.default_rng(seed)
-    (folder / "reference_images").mkdir(parents=True, exist_ok=True)
-    (folder / "distorted_images").mkdir(exist_ok=True)
-    lines = []
-    sensitivity = {1: 1.0, 2: 0.7, 3: 0.9, 4: 0.5}  # noise, blur, JPEG, contrast
-    for r, name in enumerate(names, 1):
-        img = getattr(data, name)()[:192, :192, :3]
-        ref = Image.fromarray(img)
-        ref.save(folder / "reference_images" / f"I{r:02d}.BMP")
-        for t in (1, 2, 3, 4):
-            for lvl in (1, 2, 3):
-                arr = img.astype(np.float32)
-                if t == 1:
-                    arr = arr + rng.normal(0, 8 * lvl, arr.shape)
-                elif t == 2:
-                    arr = np.asarray(ref.filter(ImageFilter.GaussianBlur(0.8 * lvl)), np.float32)
-                elif t == 3:
-                    import io
-
-                    buf = io.BytesIO()
-                    ref.save(buf, "JPEG", quality=(40, 15, 5)[lvl - 1])
-                    arr = np.asarray(Image.open(buf).convert("RGB"), np.float32)
-                else:
-                    arr = 128 + (arr - 128) * (1 - 0.25 * lvl)
-                out = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
-                fname = f"i{r:02d}_{t:02d}_{lvl}.bmp"
-                out.save(folder / "distorted_images" / fname)
-                mos = 7 - sensitivity[t] * 1.5 * lvl + rng.normal(0, 0.3)
-                lines.append(f"{mos:.4f} {fname}")
-    (folder / "mos_with_names.txt").write_text("\n".join(lines) + "\n")
-    return folder
-
-
-def _md_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
-    cols = list(df.columns)
-    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, r in df.iterrows():
-        out.append("| " + " | ".join(floatfmt.format(v) if isinstance(v, (float, np.floating))
-                                     else str(v) for v in r) + " |")
-    return "\n".join(out)
-
-
 def run_demo(out: Path, quick: bool = False, train_mdf: bool = False, participants=None,
              seed: int = 0) -> Path:
-    """Run the demo into ``out`` and return the report path (see the module docstring)."""
+    """Run the demo into ``out`` and return the report path (see the module docstring).
+
+    The warnings of the scaling (figure 5), of the outlier analysis and of the correlations
+    (figure 9) are printed on stderr as they come and written into the report.
+    """
     import torch
 
-    from experiments.analyses import (jnd_per_loss, objective_summary, plot_objective,
-                                      plot_perception_distortion, plot_srocc_vs_jnd, srocc_vs_jnd)
+    from experiments.figures import (
+        jnd_outputs,
+        objective_outputs,
+        perception_distortion_outputs,
+        srocc_outputs,
+    )
+    from experiments.report import demo_report
+    from experiments.tid_like import make_tid_like
     from restore import evaluate, export_triplets, tiny_preset, train, write_bundled_images
-    from scaling import outlier_table, plot_jod, plot_ranking_triangle, read_table
+    from scaling import outlier_table, read_table
+    from scaling.caveats import print_warnings, record_warnings
+    from scaling.contracts.atomic import write_csv, write_text
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     out.mkdir(parents=True, exist_ok=True)
@@ -180,30 +144,25 @@ def run_demo(out: Path, quick: bool = False, train_mdf: bool = False, participan
     ev["loss"] = ev["label"] if "label" in ev.columns else ev["loss"]
     manifest = export_triplets({c: str(p) for c, p in ckpts.items()}, test_dir, out / "triplets",
                                crop=128, seed=seed, progress=True)
-    summ = objective_summary(ev, "psnr", "mdf", n_boot=500 if quick else 2000)
-    summ.to_csv(out / "objective_psnr.csv", index=False)
-    plot_objective(ev, summ, "psnr", "mdf").savefig(out / "fig4_psnr.png", dpi=110)
+    summ = objective_outputs(ev, "psnr", "mdf", out, n_boot=500 if quick else 2000)
 
     step("crowd study: the real app on loopback with simulated participants")
     comparisons = _run_study(out, manifest, ev, participants, seed, notes)
 
     step("JND scaling with bootstrap CIs and outlier observers")
-    jnd, p, conds = jnd_per_loss(comparisons, "image", n_boot=200 if quick else 500, seed=seed)
-    jnd.to_csv(out / "jnd.csv", index=False)
-    plot_jod(jnd["jod"], jnd["low"], jnd["high"], conds, title="JND per loss (simulated study)"
-             ).savefig(out / "fig5_jnd.png", dpi=110)
-    plot_ranking_triangle(jnd["jod"].to_numpy(), p, conds).savefig(out / "fig5_ranking.png", dpi=110)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    jnd = jnd_outputs(comparisons, "image", 200 if quick else 500, out, seed=seed,
+                      title="JND per loss (simulated study)")
+    print_warnings(jnd.warnings, "figure 5")
+    with record_warnings() as outlier_warnings:
         outl = outlier_table(read_table(comparisons, group="image"))
-    outl.to_csv(out / "outliers.csv", index=False)
-    pooled = objective_summary(ev, "psnr", "", by=(), n_boot=500)
-    plot_perception_distortion(pooled, jnd).savefig(out / "fig6_perception_distortion.png", dpi=110)
+    print_warnings(outlier_warnings, "outlier analysis")
+    write_csv(outl, out / "outliers.csv")
+    perception_distortion_outputs(ev, jnd.table, out)
 
     step("loss as a quality metric: SROCC on a TID2013-layout set")
     from metrics.iqa import correlations, load_tid2013, score_dataset
 
-    tid = load_tid2013(_tid_like(out / "tid_like"))
+    tid = load_tid2013(make_tid_like(out / "tid_like"))
     metric_names = ["l2", "ms_ssim_l1", "pdl", "mdf"]
     scores = score_dataset(tid, metric_names, out / "tid_scores.csv",
                            metric_options={"pdl": {"pretrained": False},
@@ -212,20 +171,22 @@ def run_demo(out: Path, quick: bool = False, train_mdf: bool = False, participan
                            progress=True)
     corr = correlations(scores, tid, n_boot=300)
     corr["metric"] = corr["metric"].replace({"pdl": "pdl_randvgg"})
-    corr.to_csv(out / "srocc.csv", index=False)
-    joined, stats = srocc_vs_jnd(corr, jnd)
-    plot_srocc_vs_jnd(joined, stats).savefig(out / "fig9_srocc_vs_jnd.png", dpi=110)
+    write_csv(corr, out / "srocc.csv")
+    stats = srocc_outputs(corr, jnd.table, out)
+    print_warnings(stats.get("warnings", ()), "figure 9")
 
     step("report (with the loss-cost table, paper table 1)")
     from metrics.bench import markdown_table, run_benchmark
 
+    size = 96 if quick else 192
     rows = run_benchmark(["l2", "l1", "ms_ssim_l1", "vgg", "lpips", "pdl", "mdf"], batch=2,
-                         size=96 if quick else 192, repeats=1 if quick else 3, threads=None,
+                         size=size, repeats=1 if quick else 3, threads=None,
                          mdf_weights=str(weights))
     cost = markdown_table(rows)
-    (out / "loss_cost.md").write_text(cost + "\n")
+    write_text(out / "loss_cost.md", cost + "\n")
     report = out / "report.md"
-    report.write_text(_report(summ, jnd, outl, corr, stats, notes, cost, quick))
+    write_text(report, demo_report(summ, jnd, outl, corr, stats, notes, cost, size,
+                                   outlier_warnings))
     return report
 
 
@@ -249,24 +210,23 @@ def _run_study(out: Path, manifest: Path, ev: pd.DataFrame, participants, seed: 
     cmd = [sys.executable, "-m", "experiments.cli", "study", "serve", "--manifest", str(manifest),
            "--instance", str(inst), "--port", str(port), "--workers", "1",
            "--per-pair", str(PER_PAIR), "--seed", str(seed)]
-    log = open(out / "study_server.log", "w")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    try:
-        _wait_http(f"http://127.0.0.1:{port}/healthz", proc)
-        exp = load_experiment(str(manifest))
-        if participants is None:  # one participant per HIT of the full design
-            n_pairs = len(exp.conditions) * (len(exp.conditions) - 1) // 2
-            participants = -(-len(exp.images) * n_pairs * PER_PAIR // 9)
-        results = simulate(f"http://127.0.0.1:{port}", participants, bot_jod, 0.1, exp,
-                           concurrency=4, seed=seed, progress=True)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+    with open(out / "study_server.log", "w") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+            _wait_http(f"http://127.0.0.1:{port}/healthz", proc)
+            exp = load_experiment(str(manifest))
+            if participants is None:  # one participant per HIT of the full design
+                n_pairs = len(exp.conditions) * (len(exp.conditions) - 1) // 2
+                participants = -(-len(exp.images) * n_pairs * PER_PAIR // 9)
+            results = simulate(f"http://127.0.0.1:{port}", participants, bot_jod, 0.1, exp,
+                               concurrency=4, seed=seed, progress=True)
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
     errors = [e for r in results for e in r.errors]
     notes.append(f"{sum(r.completed for r in results)}/{participants} simulated participants "
                  f"completed a HIT; {sum(r.answers for r in results)} answers; "
@@ -280,70 +240,3 @@ def _run_study(out: Path, manifest: Path, ev: pd.DataFrame, participants, seed: 
                  "checks all passed (used for scaling).")
     engine.dispose()
     return Path(path)
-
-
-def _report(summ, jnd, outl, corr, stats, notes, cost, quick) -> str:
-    size = 96 if quick else 192
-    parts = [
-        "# MDF toolkit demo report",
-        "",
-        "Everything below ran on bundled scikit-image photographs, on a CPU, offline. Networks",
-        "are tiny and the study participants are simulated: the figures show that the pipeline",
-        "works end to end, not the paper's results.",
-        "",
-        *[f"- {n}" for n in notes],
-        "",
-        "## Figure 4: objective quality per loss (PSNR)",
-        "![fig4](fig4_psnr.png)",
-        "",
-        _md_table(summ[["loss", "n", "mean", "mean_lo", "mean_hi", "p5", "p_vs_reference"]]),
-        "",
-        "## Figure 5: JND per loss (simulated crowd study) and ranking",
-        "![fig5](fig5_jnd.png)",
-        "![ranking](fig5_ranking.png)",
-        "",
-        _md_table(jnd),
-        "",
-        "Outlier observers (dist_L > 1.5): "
-        + (", ".join(outl.loc[outl["outlier"], "observer"]) or "none"),
-        "",
-        "## Figure 6: perception-distortion",
-        "![fig6](fig6_perception_distortion.png)",
-        "",
-        "## Figure 9: loss as a metric (SROCC, TID2013-layout set) vs JND",
-        "![fig9](fig9_srocc_vs_jnd.png)",
-        "",
-        _md_table(corr[[c for c in corr.columns if c in ("metric", "n", "srocc", "srocc_lo",
-                                                          "srocc_hi", "plcc")]]),
-        "",
-        "Correlation over losses: " + ", ".join(f"{k} = {v:.3f}" if isinstance(v, float)
-                                                 else f"{k} = {v}" for k, v in stats.items()),
-        "",
-        f"## Table 1: cost of each loss (batch 2 x 3 x {size} x {size}, this CPU; VGG, LPIPS and",
-        "PDL timed with random trunks, which cost the same as ImageNet ones)",
-        "",
-        cost,
-        "",
-        "CSV files: evaluation.csv, objective_psnr.csv, comparisons.csv (passed checks),",
-        "comparisons_all.csv, jnd.csv, outliers.csv, tid_scores.csv, srocc.csv.",
-        "",
-    ]
-    return "\n".join(parts)
-
-
-@click.command("demo")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo_out"),
-              show_default=True, help="Output folder (report.md and everything behind it).")
-@click.option("--quick", is_flag=True, help="Fewer epochs and images (for CI).")
-@click.option("--train-mdf", is_flag=True, help="Train tiny MDF weights instead of the shipped ones.")
-@click.option("--participants", type=int, default=None,
-              help="Simulated participants (default: one per HIT of the design).")
-@click.option("--seed", default=0, show_default=True)
-def demo(out, quick, train_mdf, participants, seed):
-    """Run the whole pipeline on bundled images (CPU, offline) and write a report."""
-    t0 = time.time()
-    try:
-        report = run_demo(out, quick, train_mdf, participants, seed)
-    except (ValueError, RuntimeError) as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"\nwrote {report} in {time.time() - t0:.0f} s")

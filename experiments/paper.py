@@ -32,25 +32,27 @@ Config (TOML)::
     path = "/data/TID2013"
     metrics = ["l2", "ssim", "ms_ssim", "mdf"]
 
-MDF gets ``task=`` from the restoration task (sr -> sisr) unless ``loss_options.mdf.weights``
-is given.
+Task names are those of :mod:`scaling.contracts.tasks` (``sisr`` is accepted for ``sr``). MDF
+gets ``task=`` from the restoration task (sr -> sisr) unless ``loss_options.mdf.weights`` is
+given. Warnings of the scaling (stage ``jnd``) and of the correlations (stage ``tid``) are printed
+on stderr and drawn under figures 5 and 9. The command is ``mdf experiments paper``
+(:mod:`experiments.commands`).
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import click
+
+from scaling.caveats import print_warnings
+from scaling.contracts.tasks import canonical_task, mdf_task
 
 try:  # Python >= 3.11
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib
-
-TASKS = ("sr", "denoise", "jpeg")
-MDF_TASK = {"sr": "sisr", "denoise": "denoise", "jpeg": "jpeg"}
 
 
 def load_config(path) -> dict:
@@ -62,14 +64,21 @@ def load_config(path) -> dict:
         raise ValueError(f"cannot read config {path}: {exc}") from None
     if not cfg.get("tasks"):
         raise ValueError(f"{path}: no [tasks.<sr|denoise|jpeg>] section")
-    for task, t in cfg["tasks"].items():
-        if task not in TASKS:
-            raise ValueError(f"{path}: unknown task {task!r}; expected one of {TASKS}")
+    tasks = {}
+    for name, t in cfg["tasks"].items():
+        try:
+            task = canonical_task(name)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+        if task in tasks:
+            raise ValueError(f"{path}: task {task!r} is configured twice ([tasks.{name}])")
+        tasks[task] = t
         for key in ("models", "train", "test"):
             if key not in t:
-                raise ValueError(f"{path}: [tasks.{task}] lacks {key!r}")
+                raise ValueError(f"{path}: [tasks.{name}] lacks {key!r}")
         if not isinstance(t["test"], dict) or not t["test"]:
-            raise ValueError(f"{path}: [tasks.{task}] test must map data set names to folders")
+            raise ValueError(f"{path}: [tasks.{name}] test must map data set names to folders")
+    cfg["tasks"] = tasks
     losses = cfg.setdefault("losses", ["l2", "l1", "ssim", "ms_ssim", "ms_ssim_l1", "vgg",
                                        "lpips", "pdl", "mdf"])
     if not losses:
@@ -100,7 +109,7 @@ def load_config(path) -> dict:
 def _loss_options(cfg: dict, task: str, loss: str) -> dict:
     opts = dict(cfg["loss_options"].get(loss, {}))
     if loss == "mdf" and "weights" not in opts:
-        opts["task"] = MDF_TASK[task]
+        opts["task"] = mdf_task(task)
     return opts
 
 
@@ -154,9 +163,9 @@ def run_paper(config_path, stages=None, progress: bool = True) -> Path:
         jnd_csv = out / "figures" / tag / "jnd.csv"
         if "jnd" in stages and comp and not jnd_csv.is_file():
             _echo(f"jnd {tag} <- {comp}")
-            from experiments.analyses import jnd_outputs
+            from experiments.figures import jnd_outputs
 
-            jnd_outputs(Path(comp), "image", 500, jnd_csv.parent)
+            print_warnings(jnd_outputs(Path(comp), "image", 500, jnd_csv.parent).warnings, tag)
         if "figures" in stages and ev_csv.is_file():
             _figures(pd.read_csv(ev_csv), cfg["reference"], jnd_csv, out / "figures" / tag)
 
@@ -168,28 +177,24 @@ def run_paper(config_path, stages=None, progress: bool = True) -> Path:
 def _figures(ev, reference: str, jnd_csv: Path, folder: Path) -> None:
     import pandas as pd
 
-    from experiments.analyses import (_save, _write, objective_summary, plot_objective,
-                                      plot_perception_distortion)
+    from experiments.figures import FIG4, FIG6, objective_outputs, perception_distortion_outputs
 
     ev = ev.assign(loss=ev["label"]) if "label" in ev.columns else ev
     for metric in ("psnr", "ssim", "lpips"):
-        target = folder / f"fig4_{metric}.png"
+        target = folder / FIG4.format(metric=metric)
         if target.is_file() or metric not in ev.columns or ev[metric].isna().all():
             continue
-        summ = objective_summary(ev.dropna(subset=[metric]), metric, reference)
-        _write(summ, folder / f"objective_{metric}.csv")
-        _save(plot_objective(ev, summ, metric, reference), target)
-    fig6 = folder / "fig6_perception_distortion.png"
-    if jnd_csv.is_file() and not fig6.is_file():
-        pooled = objective_summary(ev, "psnr", "", by=())
-        _save(plot_perception_distortion(pooled, pd.read_csv(jnd_csv)), fig6)
+        objective_outputs(ev.dropna(subset=[metric]), metric, reference, folder)
+    if jnd_csv.is_file() and not (folder / FIG6).is_file():
+        perception_distortion_outputs(ev, pd.read_csv(jnd_csv), folder)
 
 
 def _tid(cfg: dict, out: Path, jnd_files, progress: bool) -> None:
     import pandas as pd
 
-    from experiments.analyses import _write, srocc_outputs
+    from experiments.figures import FIG9, srocc_outputs
     from metrics.iqa import correlations, load_tid2013, score_dataset
+    from scaling.contracts.atomic import write_csv
 
     tcfg = cfg["tid2013"]
     folder = out / "tid2013"
@@ -199,32 +204,14 @@ def _tid(cfg: dict, out: Path, jnd_files, progress: bool) -> None:
         names = tcfg.get("metrics", cfg["losses"])
         opts = {n: {k: v for k, v in cfg["loss_options"].get(n, {}).items()} for n in names}
         if "mdf" in names and "weights" not in opts.get("mdf", {}):
-            opts["mdf"]["task"] = tcfg.get("mdf_task", "sisr")
+            opts["mdf"]["task"] = mdf_task(tcfg.get("mdf_task", "sr"))
         _echo(f"tid2013: scoring {len(data)} images with {names}")
         scores = score_dataset(data, names, folder / "scores.csv", metric_options=opts,
                                device="cpu" if cfg["device"] == "auto" else cfg["device"],
                                progress=progress)
-        _write(correlations(scores, data), corr_csv)
+        write_csv(correlations(scores, data), corr_csv)
     corr = pd.read_csv(corr_csv)
     for jnd_csv in jnd_files:
-        fig = jnd_csv.parent / "fig9_srocc_vs_jnd.png"
-        if jnd_csv.is_file() and not fig.is_file():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                srocc_outputs(corr, pd.read_csv(jnd_csv), jnd_csv.parent)
-
-
-@click.command("paper")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
-              required=True, help="paper.toml (see `python -c 'import experiments.paper as p; "
-                                  "print(p.__doc__)'`).")
-@click.option("--stage", "stages", multiple=True,
-              type=click.Choice(["train", "evaluate", "triplets", "jnd", "figures", "tid"]),
-              help="Run only these stages (repeatable; default: all).")
-def paper_cmd(config_path, stages):
-    """The paper's full protocol on real data sets; every stage resumable and skipped when done."""
-    try:
-        out = run_paper(config_path, stages)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"outputs in {out}")
+        if jnd_csv.is_file() and not (jnd_csv.parent / FIG9).is_file():
+            stats = srocc_outputs(corr, pd.read_csv(jnd_csv), jnd_csv.parent)
+            print_warnings(stats.get("warnings", ()), f"figure 9 of {jnd_csv.parent.name}")

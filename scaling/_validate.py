@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def _fmt_index(idx: tuple[int, ...]) -> str:
-    return "[" + ", ".join(str(int(i)) for i in idx) + "]"
+def _raise_at_first(mask: np.ndarray, arr: np.ndarray, what: str, problem: str, hint: str = ""):
+    """Raise ValueError naming the first entry of ``arr`` where ``mask`` holds, if there is one."""
+    hits = np.argwhere(mask)
+    if len(hits):
+        idx = tuple(int(i) for i in hits[0])
+        at = ", ".join(map(str, idx))
+        raise ValueError(f"{what} has {problem} {float(arr[idx])!r} at [{at}]{hint}")
 
 
 def check_counts(values: np.ndarray, what: str) -> np.ndarray:
@@ -18,22 +23,18 @@ def check_counts(values: np.ndarray, what: str) -> np.ndarray:
         arr = np.asarray(values, dtype=float)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{what} must be numeric counts: {exc}") from None
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        idx = tuple(np.argwhere(bad)[0])
-        raise ValueError(f"{what} has a non-finite entry {float(arr[idx])!r} at {_fmt_index(idx)}")
-    neg = arr < 0
-    if neg.any():
-        idx = tuple(np.argwhere(neg)[0])
-        raise ValueError(f"{what} has a negative count {float(arr[idx])!r} at {_fmt_index(idx)}")
-    frac = np.abs(arr * 2 - np.round(arr * 2)) > 1e-9
-    if frac.any():
-        idx = tuple(np.argwhere(frac)[0])
-        raise ValueError(
-            f"{what} has a non-integer count {float(arr[idx])!r} at {_fmt_index(idx)} "
-            "(counts must be whole numbers, or x.5 for ties)"
-        )
+    _raise_at_first(~np.isfinite(arr), arr, what, "a non-finite entry")
+    _raise_at_first(arr < 0, arr, what, "a negative count")
+    _raise_at_first(np.abs(arr * 2 - np.round(arr * 2)) > 1e-9, arr, what, "a non-integer count",
+                    " (counts must be whole numbers, or x.5 for ties)")
     return arr
+
+
+def _check_diagonal(arr: np.ndarray, what: str) -> None:
+    """Refuse a non-zero diagonal in N x N counts, naming the entry."""
+    diagonal = np.eye(arr.shape[0], dtype=bool)
+    _raise_at_first(diagonal & (arr != 0), arr, what, "a non-zero diagonal entry",
+                    " (a condition cannot be compared with itself)")
 
 
 def check_matrix(D, what: str = "D") -> np.ndarray:
@@ -47,13 +48,7 @@ def check_matrix(D, what: str = "D") -> np.ndarray:
     if arr.shape[0] < 2:
         raise ValueError(f"{what} must compare at least 2 conditions, got N = {arr.shape[0]}")
     arr = check_counts(arr, what)
-    diag = np.diag(arr)
-    if np.any(diag != 0):
-        i = int(np.flatnonzero(diag)[0])
-        raise ValueError(
-            f"{what} has a non-zero diagonal entry {float(diag[i])!r} at [{i}, {i}] "
-            "(a condition cannot be compared with itself)"
-        )
+    _check_diagonal(arr, what)
     return arr
 
 
@@ -66,7 +61,7 @@ def check_stack(MM, what: str = "MM") -> np.ndarray:
     arr = np.asarray(MM)
     if arr.ndim == 2:
         K, n2 = arr.shape
-        N = int(round(np.sqrt(n2)))
+        N = round(np.sqrt(n2))
         if N * N != n2:
             raise ValueError(
                 f"{what} in pwcmp's K x N^2 layout needs N^2 columns, got {n2} (not a square number)"
@@ -79,9 +74,6 @@ def check_stack(MM, what: str = "MM") -> np.ndarray:
     if arr.shape[0] < 1:
         raise ValueError(f"{what} holds no observer")
     arr = check_counts(arr, what)
-    for k in range(arr.shape[0]):
-        diag = np.diag(arr[k])
-        if np.any(diag != 0):
-            i = int(np.flatnonzero(diag)[0])
-            raise ValueError(f"{what} observer {k} has a non-zero diagonal entry at [{i}, {i}]")
+    for k, M in enumerate(arr):
+        _check_diagonal(M, f"{what} observer {k}")
     return arr

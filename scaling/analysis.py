@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -9,6 +11,9 @@ from .bootstrap import pw_scale_bootstrap
 from .outliers import OUTLIER_THRESHOLD, pw_outlier_analysis
 from .tables import ALL, ComparisonTable
 from .thurstone import pw_scale
+
+#: What the pooled scaling of a table with groups is called (its warnings start with it).
+POOLED = "pooled over all groups"
 
 
 def scale_table(
@@ -28,26 +33,36 @@ def scale_table(
     on its own. With ``n_bootstrap > 0`` each scaling gets percentile CIs by resampling observers
     (:func:`~scaling.bootstrap.pw_scale_bootstrap`); with 0, low/high are NaN.
 
+    Warnings of a table with groups start with the group they are about ("pooled over all
+    groups: ...", "image 'i2': ...").
+
     Returns:
         Tidy DataFrame: group, condition, jod, low, high, se (JND), n_comparisons (of the group).
     """
-    targets = [None] + ([g for g in table.groups] if per_group and table.groups != [ALL] else [])
+    grouped = table.groups != [ALL]
+    targets = [None] + (list(table.groups) if per_group and grouped else [])
     rng = np.random.default_rng(seed)
     frames = []
     for g in targets:
         MM = table.stack(g)
-        if n_bootstrap:
-            res = pw_scale_bootstrap(MM, n_bootstrap, alpha, rng, prior, regularization,
-                                     n_jobs=n_jobs, labels=table.conditions, progress=progress)
-            jod, low, high, se = res.jod, res.low, res.high, res.se
-        else:
-            jod = pw_scale(MM.sum(axis=0), prior, regularization, labels=table.conditions).jod
-            low = high = se = np.full(jod.shape, np.nan)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if n_bootstrap:
+                res = pw_scale_bootstrap(MM, n_bootstrap, alpha, rng, prior, regularization,
+                                         n_jobs=n_jobs, labels=table.conditions, progress=progress)
+                jod, low, high, se = res.jod, res.low, res.high, res.se
+            else:
+                jod = pw_scale(MM.sum(axis=0), prior, regularization, labels=table.conditions).jod
+                low = high = se = np.full(jod.shape, np.nan)
+        where = POOLED if g is None else f"{table.group_column or 'group'} {g!r}"
+        for w in caught:
+            warnings.warn(f"{where}: {w.message}" if grouped else w.message, w.category,
+                          stacklevel=2)
         frames.append(pd.DataFrame({
             "group": ALL if g is None else g,
             "condition": table.conditions,
             "jod": jod, "low": low, "high": high, "se": se,
-            "n_comparisons": int(round(MM.sum())),
+            "n_comparisons": round(MM.sum()),
         }))
     return pd.concat(frames, ignore_index=True)
 

@@ -7,11 +7,12 @@ import os
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
 from ._validate import check_stack
-from .thurstone import PRIORS, REGULARIZATIONS, ScaleResult, pw_scale
+from .thurstone import PRIORS, REGULARIZATIONS, ScaleResult, ScalingWarning, pw_scale
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,9 @@ class BootstrapResult:
         alpha: the significance level of the interval.
         point: the full :class:`~scaling.thurstone.ScaleResult` of the point estimate.
         n_warned: number of resamples whose scaling raised a warning (disconnected or unanimous).
+        warned_by_condition: per condition, in how many resamples it was what a warning was
+            about (outside the largest component of a disconnected resample, or in a unanimous
+            pair of a resample without a finite optimum), shape (N,).
     """
 
     jod: np.ndarray
@@ -36,6 +40,7 @@ class BootstrapResult:
     alpha: float
     point: ScaleResult
     n_warned: int = 0
+    warned_by_condition: np.ndarray | None = None
 
     @property
     def se(self) -> np.ndarray:
@@ -58,18 +63,48 @@ def round_ties(D: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return D
 
 
+def _involved(result: ScaleResult, D: np.ndarray) -> np.ndarray:
+    """The conditions a resample's warnings are about: outside the largest component of a
+    disconnected design, and in the unanimous pairs of data without a finite optimum."""
+    involved = np.zeros(D.shape[0], dtype=bool)
+    if len(result.components) > 1:
+        largest = max(result.components, key=len)
+        for comp in result.components:
+            if comp is not largest:
+                involved[comp] = True
+    if result.unanimous_correction:
+        involved |= (((D + D.T) > 0) & ((D == 0) | (D.T == 0))).any(axis=1)
+    return involved
+
+
 def _scale_chunk(args):
-    """Worker: scale a list of resamples. Returns (B_chunk x N scores, number that warned)."""
+    """Worker: scale a list of resamples. Returns (B_chunk x N scores, number that warned,
+    per condition the number of resamples whose warnings were about it)."""
     MM, index_rows, seeds, prior, regularization, x0 = args
     out = np.empty((len(index_rows), MM.shape[1]))
-    n_warned = 0
+    n_warned, by_condition = 0, np.zeros(MM.shape[1], dtype=int)
     for b, (rows, seed) in enumerate(zip(index_rows, seeds)):
         D = round_ties(MM[rows].sum(axis=0), np.random.default_rng(seed))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            out[b] = pw_scale(D, prior, regularization, x0=x0).jod
-        n_warned += bool(caught)
-    return out, n_warned
+            res = pw_scale(D, prior, regularization, x0=x0)
+        out[b] = res.jod
+        if caught:
+            n_warned += 1
+            by_condition += _involved(res, D)
+    return out, n_warned, by_condition
+
+
+def _warned_summary(n_warned: int, n_samples: int, by_condition: np.ndarray, labels) -> str:
+    """The bootstrap's warning: how many resamples warned, and about which conditions."""
+    order = [int(i) for i in np.argsort(-by_condition, kind="stable") if by_condition[i]]
+    names = [f"{labels[i] if labels is not None else i} in {by_condition[i]}" for i in order[:10]]
+    more = f" and {len(order) - 10} more" if len(order) > 10 else ""
+    about = f"; conditions involved: {', '.join(names)}{more}" if names else ""
+    return (
+        f"{n_warned} of {n_samples} bootstrap resamples were disconnected or had no finite "
+        f"optimum (see pw_scale{about}); their CIs are less reliable. Collect more comparisons."
+    )
 
 
 def _single_thread_blas():
@@ -114,11 +149,13 @@ def pw_scale_bootstrap(
         seed: seed or ``numpy.random.Generator`` for reproducibility.
         prior, regularization: passed to :func:`pw_scale`.
         n_jobs: worker processes (default: all cores when B >= 50, else 1).
-        labels: optional condition names (for warnings).
+        labels: optional condition names (named in the warnings).
         progress: show a tqdm progress bar.
 
     Returns:
-        :class:`BootstrapResult` with ``.jod``, ``.low``, ``.high``, ``.cov``, ``.samples`` (JND).
+        :class:`BootstrapResult` with ``.jod``, ``.low``, ``.high``, ``.cov``, ``.samples`` (JND),
+        and ``.n_warned``: how many resamples warned (a :class:`~scaling.thurstone.ScalingWarning`
+        then says so, naming the conditions involved).
 
     References:
         Perez-Ortiz & Mantiuk, arXiv:1712.03686, section on confidence intervals; pwcmp
@@ -148,7 +185,7 @@ def pw_scale_bootstrap(
     bounds = np.linspace(0, n_samples, n_chunks + 1).astype(int)
     tasks = [
         (MM, rows[a:b], seeds[a:b], prior, regularization, point.jod)
-        for a, b in zip(bounds[:-1], bounds[1:])
+        for a, b in pairwise(bounds)
         if b > a
     ]
     bar = None
@@ -176,13 +213,10 @@ def pw_scale_bootstrap(
         bar.close()
     samples = np.concatenate([p[0] for p in parts])
     n_warned = sum(p[1] for p in parts)
+    by_condition = np.sum([p[2] for p in parts], axis=0)
     if n_warned:
-        warnings.warn(
-            f"{n_warned} of {n_samples} bootstrap resamples were disconnected or had no finite "
-            "optimum (see pw_scale); their CIs are less reliable. Collect more comparisons.",
-            UserWarning,
-            stacklevel=2,
-        )
+        warnings.warn(_warned_summary(n_warned, n_samples, by_condition, labels), ScalingWarning,
+                      stacklevel=2)
     low, high = np.percentile(samples, [100 * alpha / 2, 100 * (1 - alpha / 2)], axis=0,
                               method="hazen")
     return BootstrapResult(
@@ -194,4 +228,5 @@ def pw_scale_bootstrap(
         alpha=alpha,
         point=point,
         n_warned=n_warned,
+        warned_by_condition=by_condition,
     )

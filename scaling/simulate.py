@@ -14,7 +14,7 @@ def simulate(
     n_observers: int,
     design="full",
     trials_per_pair: int = 1,
-    careless: float | int = 0,
+    careless: float = 0,  # an int: that many observers; a float: their fraction
     seed=None,
 ) -> np.ndarray:
     """Draw a pairwise-comparison experiment from Thurstone Case V with the given true scores.
@@ -55,7 +55,7 @@ def simulate(
         if np.any(T < 0) or np.any(T != np.round(T)):
             raise ValueError("design must hold non-negative integer trial counts")
         T = np.triu(T.astype(int), 1)
-    n_careless = int(round(careless * K)) if isinstance(careless, float) else int(careless)
+    n_careless = round(careless * K) if isinstance(careless, float) else int(careless)
     if not 0 <= n_careless <= K:
         raise ValueError(f"careless must be between 0 and {K} observers, got {careless!r}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)

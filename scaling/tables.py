@@ -51,7 +51,7 @@ class ComparisonTable:
     @property
     def n_comparisons(self) -> int:
         """Total number of comparisons (trials) in the table."""
-        return int(round(self.stacks.sum()))
+        return round(self.stacks.sum())
 
 
 def _to_bool(series: pd.Series) -> np.ndarray:

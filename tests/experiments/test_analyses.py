@@ -5,9 +5,16 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from experiments.analyses import (bootstrap_ci, jnd_per_loss, objective_summary,
-                                  plot_objective, plot_perception_distortion, plot_srocc_vs_jnd,
-                                  srocc_vs_jnd)
+from experiments.analyses import (
+    bootstrap_ci,
+    jnd_per_loss,
+    objective_summary,
+    plot_jnd,
+    plot_objective,
+    plot_perception_distortion,
+    plot_srocc_vs_jnd,
+    srocc_vs_jnd,
+)
 from experiments.cli import main
 from scaling import simulate_table
 
@@ -111,3 +118,69 @@ def test_commands_end_to_end(tmp_path):
     bad.write_text("loss,image\nl2,a\n")
     r = run(main, ["experiments", "objective", "--evaluation", str(bad), "--out", str(tmp_path)])
     assert r.exit_code != 0 and "no column 'psnr'" in r.output
+
+
+def _texts(fig) -> list[str]:
+    from matplotlib.text import Text
+
+    return [t.get_text() for t in fig.findobj(Text)]
+
+
+def disconnected_study(path):
+    """o0-o3 compare l2 with mdf, o4-o7 pdl with vgg: the design falls into two components."""
+    rows = []
+    for k in range(8):
+        a, b = ("l2", "mdf") if k < 4 else ("vgg", "pdl")
+        rows += [(f"o{k}", "i1", a, b, k % 2), (f"o{k}", "i1", b, a, 1)]
+    pd.DataFrame(rows, columns=["observer", "image", "condition_A", "condition_B",
+                                "is_A_selected"]).to_csv(path, index=False)
+    return path
+
+
+def test_jnd_per_loss_keeps_the_scaling_warnings_and_draws_them(tmp_path):
+    res = jnd_per_loss(disconnected_study(tmp_path / "c.csv"), "image", n_boot=20)
+    table, pv, conds = res  # unpacks as before
+    assert conds == ["l2", "mdf", "pdl", "vgg"] and pv.shape == (4, 4) and len(table) == 4
+    assert any("disconnected into 2 components: {l2, mdf}; {pdl, vgg}" in w for w in res.warnings)
+    assert res.n_warned == 20 and res.n_boot == 20
+    assert any(w.startswith("20 of 20 bootstrap resamples") for w in res.warnings)
+    for fig in plot_jnd(res):
+        assert any(t.startswith("warning: The comparison graph is disconnected")
+                   for t in _texts(fig))
+
+
+def test_a_connected_study_has_no_warnings(tmp_path):
+    df = simulate_table({"l2": 0.0, "vgg": 0.3, "mdf": 0.6}, 20, groups=["i1", "i2"],
+                        group_column="image", seed=0)
+    df.to_csv(tmp_path / "c.csv", index=False)
+    res = jnd_per_loss(tmp_path / "c.csv", "image", n_boot=20)
+    assert res.warnings == () and res.n_warned == 0
+    assert not any("warning:" in t for fig in plot_jnd(res) for t in _texts(fig))
+
+
+def test_jnd_command_prints_the_warnings_on_stderr(tmp_path):
+    comp = disconnected_study(tmp_path / "c.csv")
+    r = CliRunner().invoke(main, ["experiments", "jnd", "--comparisons", str(comp),
+                                  "--bootstrap", "20", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    err = r.stderr.splitlines()
+    assert err and all(ln.startswith("warning: ") for ln in err), err
+    assert any("{l2, mdf}; {pdl, vgg}" in ln for ln in err)
+    assert "bootstrap: 20 resamples of observers, 20 of them warned" in r.stdout
+    assert (tmp_path / "o" / "jnd.csv").is_file()
+
+
+def test_degenerate_correlations_warn_under_figure_9(tmp_path):
+    jnd = pd.DataFrame({"loss": list(LOSSES), "jod": [0, 0.1, 0.4, 0.8],
+                        "low": [-0.2, -0.1, 0.2, 0.5], "high": [0.2, 0.3, 0.6, 1.1]})
+    corr = pd.DataFrame({"metric": list(LOSSES), "srocc": [0.7] * 4})  # constant: r undefined
+    joined, stats = srocc_vs_jnd(corr, jnd)
+    assert np.isnan(stats["pearson_r"]) and any("constant" in w for w in stats["warnings"])
+    assert any(t.startswith("warning: ") for t in _texts(plot_srocc_vs_jnd(joined, stats)))
+    corr.to_csv(tmp_path / "corr.csv", index=False)
+    jnd.to_csv(tmp_path / "jnd.csv", index=False)
+    r = CliRunner().invoke(main, ["experiments", "srocc", "--correlations",
+                                  str(tmp_path / "corr.csv"), "--jnd", str(tmp_path / "jnd.csv"),
+                                  "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    assert "warning: " in r.stderr and "constant" in r.stderr and "warnings:" not in r.stdout

@@ -4,8 +4,8 @@ import pytest
 from click.testing import CliRunner
 
 from experiments.cli import main
-from experiments.demo import _tid_like
 from experiments.paper import load_config
+from experiments.tid_like import make_tid_like
 from restore import write_bundled_images
 from scaling import simulate_table
 
@@ -37,7 +37,7 @@ mdf_task = "denoise"
 def test_paper_protocol_runs_every_stage_then_skips_them(tmp_path):
     write_bundled_images(tmp_path / "train", ("astronaut", "rocket"))
     write_bundled_images(tmp_path / "test", ("cat", "colorwheel"))
-    _tid_like(tmp_path / "tid", names=("astronaut", "coffee"))
+    make_tid_like(tmp_path / "tid", names=("astronaut", "coffee"))
     simulate_table({"l2": 0.0, "mdf": 0.8}, 12, groups=["cat", "colorwheel"],
                    group_column="image", seed=0).to_csv(tmp_path / "comparisons.csv", index=False)
     cfg = tmp_path / "paper.toml"
@@ -73,3 +73,14 @@ def test_bad_configs_are_named(tmp_path):
     p.write_text("not toml [")
     res = CliRunner().invoke(main, ["experiments", "paper", "--config", str(p)])
     assert res.exit_code != 0 and "cannot read config" in res.output
+
+
+def test_task_names_are_the_contract_s(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text("[tasks.sisr]\nmodels=['edsr']\ntrain='a'\ntest={a='b'}\n")
+    cfg = load_config(p)
+    assert list(cfg["tasks"]) == ["sr"]  # MDF's name for super-resolution is an alias
+    p.write_text("[tasks.sr]\nmodels=['edsr']\ntrain='a'\ntest={a='b'}\n"
+                 "[tasks.sisr]\nmodels=['edsr']\ntrain='a'\ntest={a='b'}\n")
+    with pytest.raises(ValueError, match="task 'sr' is configured twice"):
+        load_config(p)

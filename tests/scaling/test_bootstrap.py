@@ -1,16 +1,12 @@
 """Bootstrap CIs: reproducibility, layouts, pwcmp agreement and coverage on simulated data."""
 
-import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from scaling import pw_scale, pw_scale_bootstrap, simulate
+from scaling import ScalingWarning, pw_scale, pw_scale_bootstrap, simulate
 from scaling.bootstrap import round_ties
-
-REF = Path(__file__).resolve().parents[2].parent / "shared/reference/pwcmp/reference_cases.json"
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +43,8 @@ def test_pwcmp_column_major_layout_is_accepted(MM):
     np.testing.assert_array_equal(a.samples, b.samples)
 
 
-@pytest.mark.skipif(not REF.is_file(), reason="../shared/reference/pwcmp is absent")
-def test_agrees_with_pwcmp_bootstrap_within_monte_carlo_noise():
-    case = json.loads(REF.read_text())["cases"]["rand5"]
+def test_agrees_with_pwcmp_bootstrap_within_monte_carlo_noise(pwcmp_cases):
+    case = pwcmp_cases["rand5"]
     MM = np.array(case["MM"])
     ref = case["bootstrap_2000_octave_seed0"]
     r = pw_scale_bootstrap(MM, 2000, seed=0)
@@ -108,3 +103,25 @@ def test_bad_input(kwargs, match, MM):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         pw_scale_bootstrap(args.pop("MM"), **args)
+
+
+def test_resamples_that_warned_are_counted_and_named():
+    # observers 0-5 compare a and b only; observer 6 alone links c: resamples without it are
+    # disconnected, and the warning says so, naming c
+    ab = np.array([[0, 2, 0], [1, 0, 0], [0, 0, 0]])
+    bc = np.array([[0, 0, 0], [0, 0, 2], [0, 1, 0]])
+    MM = np.stack([ab] * 6 + [bc])
+    with pytest.warns(ScalingWarning, match=r"of 40 bootstrap resamples .*involved: c in \d+\)"):
+        r = pw_scale_bootstrap(MM, 40, seed=0, n_jobs=1, labels=list("abc"))
+    assert 0 < r.n_warned < 40
+    np.testing.assert_array_equal(r.warned_by_condition, [0, 0, r.n_warned])
+
+
+def test_all_unanimous_resamples_name_both_conditions():
+    MM = np.array([[[0, 1], [0, 0]]] * 3)
+    with pytest.warns(ScalingWarning) as caught:
+        r = pw_scale_bootstrap(MM, 20, seed=0, n_jobs=1, labels=["x", "y"])
+    msgs = [str(w.message) for w in caught]
+    assert any("no finite maximum-likelihood" in m for m in msgs)  # the point estimate's
+    assert any("20 of 20 bootstrap" in m and "involved: x in 20, y in 20)" in m for m in msgs)
+    assert r.n_warned == 20

@@ -43,7 +43,7 @@ def test_scale_a_study_export_and_a_matrix(tmp_path):
     m.write_text("a,b\n0,30\n10,0\n")
     res = CliRunner().invoke(main, ["scale", str(m), "--bootstrap", "0"])
     assert res.exit_code == 0, res.output
-    line = [ln for ln in res.output.splitlines() if ln.strip().startswith("a ")][0]
+    line = next(ln for ln in res.output.splitlines() if ln.strip().startswith("a "))
     assert float(line.split()[1]) > 0
 
 
@@ -69,7 +69,7 @@ def test_help_everywhere():
 
 def test_scaling_never_imports_torch():
     code = "import sys, scaling, scaling.cli; sys.exit('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
 def test_example_data_is_what_the_generator_makes():
@@ -80,3 +80,21 @@ def test_example_data_is_what_the_generator_makes():
     regenerated = simulate_table(TRUE_JOD, 20, groups=IMAGES, careless=2, seed=2022)
     pd.testing.assert_frame_equal(df, regenerated, check_dtype=False)
     assert np.isin(df["is_A_selected"], [0, 1]).all()
+
+
+def test_scale_prints_the_scaling_warnings_one_line_each(tmp_path):
+    # two observers compare (a, b), two (c, d): the design is disconnected
+    rows = ["o1,a,b,1", "o2,a,b,0", "o3,c,d,1", "o4,c,d,0", "o1,b,a,1", "o3,d,c,1"]
+    p = tmp_path / "c.csv"
+    p.write_text("observer,condition_A,condition_B,is_A_selected\n" + "\n".join(rows) + "\n")
+    plot, rank = tmp_path / "jod.png", tmp_path / "rank.png"
+    res = CliRunner().invoke(main, ["scale", str(p), "--bootstrap", "20", "--jobs", "1",
+                                    "--plot", str(plot), "--ranking", str(rank)])
+    assert res.exit_code == 0, res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert lines and all(ln.startswith("warning: ") for ln in lines), lines
+    disconnected = [ln for ln in lines if "disconnected into 2 components: {a, b}; {c, d}" in ln]
+    assert len(disconnected) == 2  # the scaling's, and the ranking's own bootstrap
+    assert any(ln.startswith("warning: ranking: ") for ln in disconnected)
+    assert "pooled over all groups" not in res.stderr  # the table has no groups
+    assert plot.stat().st_size > 1000 and rank.stat().st_size > 1000

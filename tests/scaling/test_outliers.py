@@ -1,19 +1,14 @@
 """Outlier observers against pwcmp and on simulated careless observers."""
 
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from scaling import outlier_table, pw_outlier_analysis, read_table, simulate
 
-REF = Path(__file__).resolve().parents[2].parent / "shared/reference/pwcmp/reference_cases.json"
 
-
-@pytest.mark.skipif(not REF.is_file(), reason="../shared/reference/pwcmp is absent")
-def test_matches_pwcmp_on_rand5():
-    case = json.loads(REF.read_text())["cases"]["rand5"]
+def test_matches_pwcmp_on_rand5(pwcmp_cases):
+    case = pwcmp_cases["rand5"]
     r = pw_outlier_analysis(np.array(case["MM"]))
     np.testing.assert_allclose(r.L, case["outlier_L_log10_per_pair"], atol=1e-3)
     np.testing.assert_allclose(r.dist_L, case["outlier_dist_L"], atol=5e-3)

@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 from scipy.special import ndtr
 
-from scaling import (is_significant, plot_jod, plot_ranking_triangle, power, pw_scale,
-                     pw_scale_bootstrap, significance, simulate, simulate_table)
+from scaling import (
+    is_significant,
+    plot_jod,
+    plot_ranking_triangle,
+    power,
+    pw_scale,
+    pw_scale_bootstrap,
+    significance,
+    simulate,
+    simulate_table,
+)
 
 
 def test_significance_formula():
@@ -92,3 +101,20 @@ def test_plots_have_labels_and_save(tmp_path):
     texts = {t.get_text() for t in fig2.axes[0].texts}
     assert any(t.startswith("d\n") for t in texts)
     assert (tmp_path / "jod.png").stat().st_size > 1000
+
+
+def _texts(fig) -> list[str]:
+    from matplotlib.text import Text
+
+    return [t.get_text() for t in fig.findobj(Text)]
+
+
+def test_plots_carry_warnings_under_them():
+    note = "The comparison graph is disconnected into 2 components: {a}; {b}."
+    fig = plot_jod([0.0, 1.0], labels=["a", "b"], warnings=[note])
+    assert any(t.startswith("warning: The comparison graph") for t in _texts(fig))
+    p = significance(np.array([0.0, 1.0]), np.eye(2) * 0.1)
+    many = [f"{note} {i}" for i in range(8)]
+    fig2 = plot_ranking_triangle([0.0, 1.0], p, ["a", "b"], warnings=many)
+    assert any("and 2 more warnings" in t for t in _texts(fig2))
+    assert not any("warning:" in t for t in _texts(plot_jod([0.0, 1.0])))

@@ -1,7 +1,5 @@
 """pwcmp's long table <-> count stacks, and bad tables."""
 
-import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -9,13 +7,9 @@ import pytest
 
 from scaling import read_matrix, read_table, simulate, to_table
 
-REF = Path(__file__).resolve().parents[2].parent / "shared/reference/pwcmp/reference_cases.json"
 
-
-def test_ex3_table_gives_pwcmps_matrix(ex3_csv):
-    if not REF.is_file():
-        pytest.skip("../shared/reference/pwcmp is absent")
-    case = json.loads(REF.read_text())["cases"]["ex3_all"]
+def test_ex3_table_gives_pwcmps_matrix(ex3_csv, pwcmp_cases):
+    case = pwcmp_cases["ex3_all"]
     t = read_table(ex3_csv, group="scene")
     assert t.conditions == case["labels"][1:8]
     assert t.groups == ["corridor", "exhibition", "rivoli", "students", "window"]
