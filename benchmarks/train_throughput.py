@@ -92,8 +92,9 @@ def time_data(task: str, n: int, tmp: Path, mode: str = "memory") -> float:
     mode: ``memory`` (decoded images cached in RAM), ``npy`` (memory-mapped .npy cache_dir) or
     ``none`` (decode, and resize/JPEG-encode the whole image, for every patch).
     """
-    from restore.data import PatchDataset, list_images, write_bundled_images
+    from restore.data import PatchDataset
     from restore.degrade import Degradation
+    from restore.image_io import list_images, write_bundled_images
 
     folder = tmp / "images"
     if not folder.exists():
@@ -165,7 +166,9 @@ def main() -> None:
     if a.csv:
         import csv
 
-        with open(a.csv, "w", newline="") as f:
+        from scaling.contracts.atomic import atomic_open
+
+        with atomic_open(a.csv, binary=False, newline="") as f:
             w = csv.writer(f)
             w.writerow(["model", "loss", *("amp" if m else "fp32" for m in modes)])
             w.writerows(rows)

@@ -4,21 +4,22 @@ A checkpoint is a dict of tensors and plain Python types only, so ``torch.load(p
 weights_only=True)`` reads it: the unwrapped model ``state_dict`` (never the DDP/compiled wrapper),
 optimiser and AMP-scaler state, the step/epoch counters, the best validation loss, the RNG states
 (torch CPU/CUDA, Python ``random``), ``model_name``/``model_args`` (shape-defining arguments, which win
-over the command line on resume) and ``config`` (``TrainConfig.to_dict()``). Files are written to a
-temporary file in the same folder and moved into place with ``os.replace``, so a crash never leaves
-a half-written checkpoint.
+over the command line on resume) and ``config`` (``TrainConfig.to_dict()``); see
+:class:`restore.state.TrainState`, which makes and restores it. Files are written through
+:func:`scaling.contracts.atomic.atomic_open` (unique temp file, fsync, rename), so a crash never
+leaves a half-written checkpoint.
 """
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from scaling.contracts.atomic import atomic_open
 
 from .models import MODELS, build_model
 
@@ -59,20 +60,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` (plus format/version tags) atomically: temp file, fsync, ``os.replace``."""
+    """Write ``payload`` (plus format/version tags) atomically: temp file, fsync, rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, "version": VERSION, **payload}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path) as f:
+        torch.save({"format": FORMAT, "version": VERSION, **payload}, f)
     return path
 
 

@@ -5,10 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
+
+from scaling.contracts.tasks import ALIASES, TASKS, canonical_task
+
+#: --task accepts the task names and their aliases (``sisr`` for ``sr``, ...)
+_TASK = click.Choice([*TASKS, *ALIASES], case_sensitive=False)
 
 
 def _parse_value(text: str) -> Any:
@@ -42,8 +48,31 @@ def _labelled(items: tuple[str, ...], what: str) -> dict[str, str]:
     return out
 
 
-def _fail(e: Exception) -> None:
-    raise click.ClickException(str(e)) from e
+@contextmanager
+def _user_errors(*extra: type[Exception]):
+    """Bad input (``ValueError``, ``TypeError``, ``extra``) ends the command with its message."""
+    try:
+        yield
+    except (ValueError, TypeError, *extra) as e:
+        raise click.ClickException(str(e)) from e
+
+
+def _checkpoints_option(help: str):
+    return click.option("--checkpoint", "checkpoints", multiple=True, required=True, help=help)
+
+
+def _test_set_options(f):
+    """--seed, --set, --limit, --tile, --device: how evaluate and triplets degrade and restore."""
+    options = [
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--set", "sets", multiple=True, help="Degradation override, e.g. quality=7."),
+        click.option("--limit", type=int, default=None, help="At most this many images per folder."),
+        click.option("--tile", type=int, default=0, help="Tile size in input px (0: off)."),
+        click.option("--device", default="cpu", show_default=True),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
 
 
 @click.group()
@@ -55,9 +84,7 @@ def cli(verbose: bool) -> None:
 
 @cli.command()
 @click.option("--preset", type=click.Choice(["tiny", "paper"]), default="tiny", show_default=True)
-@click.option(
-    "--task", type=click.Choice(["sr", "denoise", "jpeg"]), default="sr", show_default=True
-)
+@click.option("--task", type=_TASK, default="sr", show_default=True, help="sr | denoise | jpeg.")
 @click.option(
     "--model", default=None, help="edsr | edsr_full | srresnet | dncnn (default per task)."
 )
@@ -78,7 +105,7 @@ def train(preset, task, model, loss, loss_opt, model_opt, data, val_data, layout
           resume, seed, device) -> None:  # fmt: skip
     """Train a restoration network (torchrun-compatible: launch under torchrun for DDP)."""
     from .config import preset as make_preset
-    from .data import BUNDLED_VALID, write_bundled_images
+    from .image_io import BUNDLED_VALID, write_bundled_images
     from .train import train as run_train
 
     overrides: dict[str, Any] = {"loss": loss, "out_dir": out_dir, "resume": resume}
@@ -93,8 +120,8 @@ def train(preset, task, model, loss, loss_opt, model_opt, data, val_data, layout
     ):
         if val is not None:
             overrides[key] = val
-    try:
-        cfg = make_preset(preset, task, model, **overrides)
+    with _user_errors(RuntimeError):
+        cfg = make_preset(preset, canonical_task(task), model, **overrides)
         if model_opt:
             cfg.model_options = {**cfg.model_options, **_pairs(model_opt, "--model-opt")}
         if data is None:
@@ -107,8 +134,6 @@ def train(preset, task, model, loss, loss_opt, model_opt, data, val_data, layout
         cfg.data = str(data)
         cfg.validate()
         summary = run_train(cfg)
-    except (ValueError, TypeError, RuntimeError) as e:
-        _fail(e)
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun only rank 0 reports
     last = summary["history"][-1] if summary["history"] else {}
@@ -134,41 +159,32 @@ def run(checkpoint, in_dir, out_dir, tile, overlap, device) -> None:
     """Restore a folder of degraded images with a checkpoint (tiled for large images)."""
     from .inference import run_folder
 
-    try:
+    with _user_errors():
         paths = run_folder(checkpoint, in_dir, out_dir, device, tile, overlap)
-    except (ValueError, TypeError) as e:
-        _fail(e)
     click.echo(f"wrote {len(paths)} images to {out_dir}")
 
 
 @cli.command()
-@click.option("--checkpoint", "checkpoints", multiple=True, required=True,
-              help="[LABEL=]PATH, repeatable (one per loss).")  # fmt: skip
+@_checkpoints_option("[LABEL=]PATH, repeatable (one per loss).")
 @click.option("--dataset", "datasets", multiple=True, required=True, help="NAME=DIR, repeatable.")
 @click.option("--out", "out_csv", type=click.Path(), required=True, help="CSV file to write.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--set", "sets", multiple=True, help="Degradation override, e.g. quality=7.")
 @click.option("--no-lpips", is_flag=True, help="Skip LPIPS.")
-@click.option("--limit", type=int, default=None, help="At most this many images per data set.")
-@click.option("--tile", type=int, default=0)
-@click.option("--device", default="cpu", show_default=True)
-def evaluate(checkpoints, datasets, out_csv, seed, sets, no_lpips, limit, tile, device) -> None:
+@_test_set_options
+def evaluate(checkpoints, datasets, out_csv, no_lpips, seed, sets, limit, tile, device) -> None:
     """Per-image PSNR, SSIM, LPIPS for each (model, loss, data set) into one tidy CSV."""
     from .evaluate import evaluate as run_eval
 
-    try:
+    with _user_errors():
         df = run_eval(_labelled(checkpoints, "--checkpoint"), _labelled(datasets, "--dataset"),
                       out_csv, seed=seed, device=device, tile=tile,
                       overrides=_pairs(sets, "--set"), lpips=not no_lpips, limit=limit)  # fmt: skip
-    except (ValueError, TypeError) as e:
-        _fail(e)
     summary = df.groupby(["label", "dataset"])[["psnr", "ssim", "lpips"]].mean()
     click.echo(summary.to_string(float_format=lambda v: f"{v:.4f}"))
     click.echo(f"wrote {len(df)} rows to {out_csv}")
 
 
 @cli.command()
-@click.option("--task", type=click.Choice(["sr", "denoise", "jpeg"]), required=True)
+@click.option("--task", type=_TASK, required=True, help="sr | denoise | jpeg.")
 @click.option("--images", type=click.Path(exists=True, file_okay=False), required=True)
 @click.option("--out", "out_dir", type=click.Path(), required=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -178,43 +194,34 @@ def evaluate(checkpoints, datasets, out_csv, seed, sets, no_lpips, limit, tile, 
 @click.option("--channels", type=click.Choice(["1", "3"]), default="3", show_default=True)
 def degrade(task, images, out_dir, seed, scale, sigma, quality, channels) -> None:
     """Degrade test images once with a fixed seed and save them (every model sees the same inputs)."""
-    from .data import list_images
-    from .degrade import Degradation, degrade_folder
+    from .degrade import Degradation
+    from .image_io import degrade_folder, list_images
 
-    try:
+    with _user_errors():
         deg = Degradation(task=task, scale=scale, sigma=sigma, quality=quality)
         paths = list_images(images, "auto", "test")
         degrade_folder(paths, out_dir, deg, seed, int(channels))
-    except (ValueError, TypeError) as e:
-        _fail(e)
     click.echo(f"degraded {len(paths)} images into {out_dir}")
 
 
 @cli.command()
-@click.option("--checkpoint", "checkpoints", multiple=True, required=True,
-              help="CONDITION=PATH, repeatable (one per loss).")  # fmt: skip
+@_checkpoints_option("CONDITION=PATH, repeatable (one per loss).")
 @click.option("--images", type=click.Path(exists=True, file_okay=False), required=True)
 @click.option("--out", "out_dir", type=click.Path(), required=True)
 @click.option("--crop", type=int, default=256, show_default=True, help="Square crop (0: whole).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--limit", type=int, default=None)
-@click.option("--set", "sets", multiple=True, help="Degradation override, e.g. quality=7.")
 @click.option("--task-name", default=None, help="Manifest task (default: the models' task).")
-@click.option("--tile", type=int, default=0)
-@click.option("--device", default="cpu", show_default=True)
+@_test_set_options
 def triplets(
-    checkpoints, images, out_dir, crop, seed, limit, sets, task_name, tile, device
+    checkpoints, images, out_dir, crop, task_name, seed, sets, limit, tile, device
 ) -> None:
     """Export reference/degraded/output crops for each loss plus manifest.json for the study."""
     from .triplets import export_triplets, load_manifest
 
-    try:
+    with _user_errors():
         path = export_triplets(_labelled(checkpoints, "--checkpoint"), images, out_dir,
                                crop or None, seed, device, tile, limit, _pairs(sets, "--set"),
                                task_name)  # fmt: skip
         m = load_manifest(path)
-    except (ValueError, TypeError) as e:
-        _fail(e)
     click.echo(f"wrote {path}: {len(m['images'])} images x {len(m['conditions'])} conditions")
 
 

@@ -14,7 +14,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .degrade import TASKS
+from scaling.contracts.tasks import TASKS, canonical_task
+
+from .degrade import Degradation
 
 
 @dataclass
@@ -22,7 +24,7 @@ class TrainConfig:
     """All settings of one training run; ``asdict(cfg)`` is stored in every checkpoint."""
 
     # --- task and data
-    task: str = "sr"  # sr | denoise | jpeg
+    task: str = "sr"  # sr | denoise | jpeg (aliases such as "sisr" are accepted)
     data: str = ""  # training images: a flat folder or a DIV2K/BSD500/DPED root
     layout: str = "auto"  # auto | flat | div2k | bsd500 | dped
     val_data: str = ""  # validation images ('' = the 'valid' split of `data` if it has one)
@@ -73,6 +75,7 @@ class TrainConfig:
     tensorboard: bool = True  # also log to TensorBoard when it is installed
 
     def __post_init__(self) -> None:
+        self.task = canonical_task(self.task)  # ValueError naming the accepted names
         self.sigma = tuple(float(s) for s in self.sigma)  # type: ignore[assignment]
         self.adam_betas = tuple(float(b) for b in self.adam_betas)  # type: ignore[assignment]
         self.validate()
@@ -132,6 +135,7 @@ class TrainConfig:
 
 
 def _task_defaults(task: str, model: str | None) -> dict[str, Any]:
+    task = canonical_task(task)
     if task == "sr":
         return {"task": "sr", "model": model or "edsr", "scale": 4, "patch_size": 96, "batch_size": 16,
                     "optimizer": "adam", "lr": 1e-3, "schedule": "step", "weight_decay": 0.0}  # fmt: skip
@@ -140,11 +144,9 @@ def _task_defaults(task: str, model: str | None) -> dict[str, Any]:
         return {"task": "denoise", "model": model or "dncnn", "model_options": {"depth": 20},
                     "sigma": (0.0, 55.0), "patch_size": 50, "batch_size": 128, "optimizer": "sgd", "lr": 0.1,
                     "schedule": "exp", "lr_end": 1e-4, "momentum": 0.9, "weight_decay": 1e-4}  # fmt: skip
-    if task == "jpeg":
-        return {"task": "jpeg", "model": model or "dncnn", "model_options": {"depth": 20}, "quality": 10,
+    return {"task": "jpeg", "model": model or "dncnn", "model_options": {"depth": 20}, "quality": 10,
                     "patch_size": 50, "batch_size": 128, "optimizer": "adam", "lr": 1e-4,
                     "schedule": "constant"}  # fmt: skip
-    raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
 
 
 def paper_preset(task: str = "sr", model: str | None = None, **overrides: Any) -> TrainConfig:
@@ -155,7 +157,7 @@ def paper_preset(task: str = "sr", model: str | None = None, **overrides: Any) -
     by the nine runs of one task.
     """
     d = _task_defaults(task, model)
-    d.update(epochs={"sr": 500, "denoise": 50, "jpeg": 50}[task], layout="div2k",
+    d.update(epochs={"sr": 500, "denoise": 50, "jpeg": 50}[d["task"]], layout="div2k",
              patches_per_epoch=16000, cache_images=False, num_workers=4)  # fmt: skip
     d.update(overrides)
     if "cache_dir" not in overrides:  # DIV2K: decode and degrade each image once, shared by runs
@@ -183,7 +185,7 @@ def tiny_preset(task: str = "sr", model: str | None = None, **overrides: Any) ->
              "edsr_full": {"n_resblocks": 2, "n_feats": 16},
              "srresnet": {"n_resblocks": 2, "n_feats": 16},
              "dncnn": {"depth": 5, "n_feats": 16}}[m]  # fmt: skip
-    if task == "sr":
+    if d["task"] == "sr":
         d.update(patch_size=48, lr=1e-3)
     else:
         d.update(patch_size=32, optimizer="adam", lr=1e-3, lr_end=1e-4, weight_decay=0.0)
@@ -218,4 +220,11 @@ def lr_at(cfg: TrainConfig, epoch: int) -> float:
     return cfg.lr * (cfg.lr_end / cfg.lr) ** (min(epoch, cfg.epochs - 1) / (cfg.epochs - 1))
 
 
-__all__ = ["PRESETS", "TrainConfig", "lr_at", "paper_preset", "preset", "replace", "tiny_preset"]
+def degradation_of(cfg: TrainConfig, validation: bool = False) -> Degradation:
+    """The degradation of the run's training inputs (``validation``: fixed ``val_sigma`` noise)."""
+    sigma: Any = cfg.val_sigma if validation else tuple(cfg.sigma)
+    return Degradation(task=cfg.task, scale=cfg.scale, sigma=sigma, quality=cfg.quality)
+
+
+__all__ = ["PRESETS", "TrainConfig", "degradation_of", "lr_at", "paper_preset", "preset", "replace",
+           "tiny_preset"]  # fmt: skip

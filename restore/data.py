@@ -1,36 +1,23 @@
-"""Image folders, training patches with 8-fold augmentation, and validation images.
-
-Layouts understood by :func:`list_images` (``layout="auto"`` guesses):
-
-* ``flat``: every image file under a folder (recursively), e.g. a folder of PNGs;
-* ``div2k``: ``DIV2K_train_HR/`` (split ``train``) and ``DIV2K_valid_HR/`` (split ``valid``/``test``),
-  either directly under the root or one level down (Agustsson & Timofte, CVPR-W 2017);
-* ``bsd500``: ``[BSDS500/data/]images/{train,val,test}/*.jpg`` (Arbelaez et al., TPAMI 2011);
-* ``dped``: ``<phone>/{training_data,test_data/patches}/canon/*.jpg``, the DSLR (clean) side of
-  DPED (Ignatov et al., ICCV 2017).
+"""Training patches with 8-fold augmentation, the step-indexed batch sampler, validation images.
 
 Training samples are a pure function of ``(seed, global sample index)``: the image, the patch
 position, the flip/rotation and the noise are drawn from ``np.random.default_rng([seed, index])``.
 So a run resumed at step ``s`` sees exactly the patches it would have seen, whatever the number of
-worker processes or DDP ranks.
+worker processes or DDP ranks. Folders and image files are read by :mod:`restore.image_io`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Sampler
 
 from .degrade import (
     Degradation,
-    _atomic_write_bytes,
     add_gaussian_noise,
     degrade,
     image_seed,
@@ -38,110 +25,7 @@ from .degrade import (
     to_float,
     to_uint8,
 )
-
-log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp")
-LAYOUTS = ("auto", "flat", "div2k", "bsd500", "dped")
-#: scikit-image's bundled photographs (inside its wheel, no download) used by the tiny preset
-BUNDLED_TRAIN = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry")
-BUNDLED_VALID = ("cat", "colorwheel")
-
-
-def _images_in(folder: Path, recursive: bool = True) -> list[Path]:
-    it = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in it if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def list_images(root: str | Path, layout: str = "auto", split: str = "train") -> list[Path]:
-    """Image files of a data set folder for ``split`` (train | valid | test), sorted by path.
-
-    Raises ``ValueError`` if the folder does not exist, the layout is unknown, or no image is found.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise ValueError(f"data folder {root} does not exist or is not a folder")
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
-    if split not in ("train", "valid", "val", "test"):
-        raise ValueError(f"unknown split {split!r}; expected train, valid or test")
-    if layout == "auto":
-        if list(root.glob("DIV2K_*_HR")) or list(root.glob("*/DIV2K_*_HR")):
-            layout = "div2k"
-        elif list(root.glob("**/images/train"))[:1]:
-            layout = "bsd500"
-        elif list(root.glob("*/training_data/canon"))[:1]:
-            layout = "dped"
-        else:
-            layout = "flat"
-    if layout == "flat":
-        found = _images_in(root)
-    elif layout == "div2k":
-        name = "DIV2K_train_HR" if split == "train" else "DIV2K_valid_HR"
-        dirs = [d for d in (root / name, *root.glob(f"*/{name}")) if d.is_dir()]
-        found = _images_in(dirs[0], recursive=False) if dirs else []
-    elif layout == "bsd500":
-        sub = {"train": "train", "valid": "val", "val": "val", "test": "test"}[split]
-        dirs = [d for d in root.glob(f"**/images/{sub}") if d.is_dir()]
-        found = _images_in(dirs[0], recursive=False) if dirs else []
-    else:  # dped
-        pattern = "*/training_data/canon" if split == "train" else "*/test_data/patches/canon"
-        found = [p for d in sorted(root.glob(pattern)) for p in _images_in(d, recursive=False)]
-    if not found:
-        raise ValueError(f"no images found in {root} (layout {layout!r}, split {split!r})")
-    return found
-
-
-def image_id(path: str | Path) -> str:
-    """The id of an image file: its stem, with characters outside [A-Za-z0-9_.-] replaced by '_'."""
-    stem = Path(path).stem
-    return "".join(c if c.isalnum() or c in "_.-" else "_" for c in stem) or "image"
-
-
-def load_image(path: str | Path, channels: int = 3) -> np.ndarray:
-    """Read an image as uint8 (H, W, channels): RGB for 3, ITU-R 601 luma ('L') for 1.
-
-    Raises ``ValueError`` naming the file if it cannot be read as an image.
-    """
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels!r}")
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")  # palette/alpha/16-bit -> 8-bit RGB first
-            if channels == 1:
-                im = im.convert("L")
-            arr = np.array(im)  # writable copy
-    except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"cannot read image {path}: {e}") from e
-    return arr[:, :, None] if arr.ndim == 2 else arr
-
-
-def image_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) from the file header; ``ValueError`` if unreadable."""
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"cannot read image {path}: {e}") from e
-
-
-def write_bundled_images(folder: str | Path, names: tuple[str, ...] = BUNDLED_TRAIN) -> list[Path]:
-    """Write scikit-image's bundled photographs as PNGs into ``folder`` (offline); returns the paths."""
-    from skimage import data as skdata
-
-    from .degrade import save_png
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name in names:
-        img = getattr(skdata, name)()
-        if img.ndim == 2:
-            img = np.repeat(img[:, :, None], 3, axis=2)
-        path = folder / f"{name}.png"
-        save_png(img[:, :, :3], path)
-        paths.append(path)
-    return paths
+from .image_io import image_id, image_size, load_image, save_npy
 
 
 def augment(arrays: list[np.ndarray], k: int) -> list[np.ndarray]:
@@ -153,12 +37,6 @@ def augment(arrays: list[np.ndarray], k: int) -> list[np.ndarray]:
             a = a[:, ::-1]
         out.append(np.ascontiguousarray(a))
     return out
-
-
-def _save_npy(path: Path, a: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(a))
-    _atomic_write_bytes(path, buf.getvalue())
 
 
 def _chw(a: np.ndarray) -> torch.Tensor:
@@ -233,8 +111,8 @@ class PatchDataset(Dataset):
         if not (fc.is_file() and (fl.is_file() or not want_lq)):
             clean, lq = self._compute_pair(i)
             if want_lq:  # lq first: clean's presence marks a complete entry
-                _save_npy(fl, lq)
-            _save_npy(fc, clean)
+                save_npy(lq, fl, fsync=False)
+            save_npy(clean, fc, fsync=False)
         clean = np.load(fc, mmap_mode="r")
         lq = np.load(fl, mmap_mode="r") if want_lq else None
         return clean, lq
@@ -321,7 +199,4 @@ def load_eval_images(
     return out
 
 
-__all__ = [
-    "BUNDLED_TRAIN", "BUNDLED_VALID", "LAYOUTS", "PatchDataset", "StepBatchSampler", "augment",
-    "image_id", "image_size", "list_images", "load_eval_images", "load_image", "write_bundled_images",
-]  # fmt: skip
+__all__ = ["PatchDataset", "StepBatchSampler", "augment", "load_eval_images"]

@@ -7,44 +7,35 @@
   U[lo, hi] per image/patch (DnCNN-B: U[0, 55], Zhang et al., TIP 2017); not clipped.
 * JPEG: a real codec (libjpeg through Pillow) at quality q (the paper trains at 10, tests 10 and 7).
 
-All images here are numpy arrays (H, W, C) with C = 1 or 3, uint8 or float32 in [0, 1].
-Test sets are degraded once with a fixed seed (:func:`degrade_folder`) so every model sees the
-same inputs.
+All images here are numpy arrays (H, W, C) with C = 1 or 3, uint8 or float32 in [0, 1]; the
+functions are pure (no file access). Test sets are degraded once with a fixed seed and saved by
+:func:`restore.image_io.degrade_folder`, so every model sees the same inputs.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import logging
-import os
-import tempfile
 import zlib
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
-from PIL import Image
+
+from scaling.contracts.jpeg import jpeg_roundtrip
+from scaling.contracts.tasks import canonical_task
 
 from .imresize import imresize
-
-log = logging.getLogger(__name__)
-
-TASKS = ("sr", "denoise", "jpeg")
 
 
 @dataclass(frozen=True)
 class Degradation:
     """What turns a clean image into a network input for one task (stored in checkpoints)."""
 
-    task: str = "sr"  # sr | denoise | jpeg
+    task: str = "sr"  # sr | denoise | jpeg (aliases such as "sisr" are accepted)
     scale: int = 4  # SR downsampling factor
     sigma: float | tuple[float, float] = 25.0  # noise std (0..255 scale), or (lo, hi) for U[lo, hi]
-    quality: int = 10  # JPEG quality (1..95)
+    quality: int = 10  # JPEG quality (1..100)
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ValueError(f"unknown task {self.task!r}; expected one of {TASKS}")
+        object.__setattr__(self, "task", canonical_task(self.task))  # ValueError if unknown
         if self.task == "sr" and self.scale not in (2, 3, 4):
             raise ValueError(f"SR scale must be 2, 3 or 4, got {self.scale!r}")
         if self.task == "jpeg" and not (1 <= int(self.quality) <= 100):
@@ -131,18 +122,12 @@ def add_gaussian_noise(
 
 
 def jpeg_compress(img: np.ndarray, quality: int) -> np.ndarray:
-    """Encode and decode with libjpeg (Pillow) at ``quality``; uint8 in, uint8 out (same shape).
+    """Encode and decode with libjpeg at ``quality``; uint8 (or float in [0, 1]) in, uint8 out.
 
-    Uses 4:2:0 chroma subsampling for colour (Pillow's and libjpeg's default for quality < 90).
+    The round trip of :func:`scaling.contracts.jpeg.jpeg_roundtrip` (Pillow's encoder, 4:2:0 chroma
+    subsampling for colour below quality 90); same shape as the input.
     """
-    u8 = to_uint8(img)
-    grey = u8.ndim == 3 and u8.shape[2] == 1
-    pil = Image.fromarray(u8[:, :, 0] if grey else u8)
-    buf = io.BytesIO()
-    pil.save(buf, format="JPEG", quality=int(quality))
-    buf.seek(0)
-    out = np.array(Image.open(buf).convert("L" if grey or u8.ndim == 2 else "RGB"))
-    return out[:, :, None] if grey else out
+    return jpeg_roundtrip(to_uint8(img), quality)
 
 
 def degrade(clean: np.ndarray, deg: Degradation, rng: np.random.Generator) -> np.ndarray:
@@ -161,91 +146,3 @@ def degrade(clean: np.ndarray, deg: Degradation, rng: np.random.Generator) -> np
 def image_seed(seed: int, image_id: str) -> np.random.Generator:
     """A generator that depends only on (seed, image id): subsets and orderings do not change noise."""
     return np.random.default_rng([int(seed), zlib.crc32(image_id.encode("utf-8"))])
-
-
-def degrade_folder(
-    images: list[Path], out_dir: str | Path, deg: Degradation, seed: int = 0, channels: int = 3
-) -> Path:
-    """Degrade test images once with a fixed seed and save them, so every model sees the same inputs.
-
-    Writes ``out_dir/reference/<id>.png`` (mod-cropped for SR), ``out_dir/degraded/<id>.png`` (SR
-    and JPEG: 8-bit, lossless) or ``<id>.npy`` (noise: float32, unclipped) and
-    ``out_dir/degradation.json`` (task, parameters, seed, ids). Returns ``out_dir``.
-    """
-    from .data import image_id, load_image  # local import: data imports this module
-
-    out = Path(out_dir)
-    (out / "reference").mkdir(parents=True, exist_ok=True)
-    (out / "degraded").mkdir(parents=True, exist_ok=True)
-    ids = []
-    for path in images:
-        iid = image_id(path)
-        clean = load_image(path, channels)
-        if deg.task == "sr":
-            clean = mod_crop(clean, deg.scale)
-        lq = degrade(clean, deg, image_seed(seed, iid))
-        save_png(clean, out / "reference" / f"{iid}.png")
-        if deg.task == "denoise":
-            _atomic_write_bytes(out / "degraded" / f"{iid}.npy", _npy_bytes(lq))
-        else:
-            save_png(to_uint8(lq), out / "degraded" / f"{iid}.png")
-        ids.append(iid)
-    meta = {"degradation": deg.to_dict(), "seed": int(seed), "channels": channels, "ids": ids}
-    _atomic_write_bytes(out / "degradation.json", json.dumps(meta, indent=2).encode())
-    log.info("degraded %d images into %s", len(ids), out)
-    return out
-
-
-def load_degraded_folder(
-    folder: str | Path,
-) -> tuple[dict, list[tuple[str, np.ndarray, np.ndarray]]]:
-    """Read a folder written by :func:`degrade_folder`: (metadata, [(id, clean uint8, degraded float32)])."""
-    from .data import load_image
-
-    folder = Path(folder)
-    meta_path = folder / "degradation.json"
-    if not meta_path.is_file():
-        raise ValueError(f"{folder} is not a degraded test set (no degradation.json)")
-    meta = json.loads(meta_path.read_text())
-    items = []
-    for iid in meta["ids"]:
-        clean = load_image(folder / "reference" / f"{iid}.png", meta["channels"])
-        npy = folder / "degraded" / f"{iid}.npy"
-        lq = (
-            np.load(npy)
-            if npy.is_file()
-            else to_float(load_image(folder / "degraded" / f"{iid}.png", meta["channels"]))
-        )
-        items.append((iid, clean, lq))
-    return meta, items
-
-
-def _npy_bytes(a: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, a)
-    return buf.getvalue()
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def save_png(img: np.ndarray, path: str | Path, rgb: bool = False) -> None:
-    """Write an 8-bit PNG atomically (temp file + ``os.replace``); ``rgb`` repeats grey to 3 channels."""
-    u8 = to_uint8(img)
-    if u8.ndim == 3 and u8.shape[2] == 1:
-        u8 = u8[:, :, 0]
-    if rgb and u8.ndim == 2:
-        u8 = np.repeat(u8[:, :, None], 3, axis=2)
-    buf = io.BytesIO()
-    Image.fromarray(u8).save(buf, format="PNG")
-    _atomic_write_bytes(Path(path), buf.getvalue())

@@ -1,7 +1,7 @@
 """Objective evaluation: per-image PSNR, SSIM and LPIPS for each (model, loss, data set), one tidy CSV.
 
 Test images are degraded once with a fixed seed (the same per-image noise as
-:func:`restore.degrade.degrade_folder`), or read from a folder written by it. PSNR/SSIM follow
+:func:`restore.image_io.degrade_folder`), or read from a folder written by it. PSNR/SSIM follow
 :mod:`restore.quality` (luma and a ``scale``-pixel border crop for SR, as SR papers report); LPIPS
 (Zhang et al., CVPR 2018, AlexNet trunk) comes from ``metrics`` and is left empty, with a warning,
 when its ImageNet trunk is not available offline. This is the data of the paper's figure 4.
@@ -9,8 +9,6 @@ when its ImageNet trunk is not available offline. This is the data of the paper'
 
 from __future__ import annotations
 
-import io
-import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,20 +18,13 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from scaling.contracts.atomic import save_figure, write_csv
+
 from .checkpoint import load_checkpoint, model_from_checkpoint
-from .data import image_id, list_images, load_image
-from .degrade import (
-    Degradation,
-    _atomic_write_bytes,
-    degrade,
-    image_seed,
-    load_degraded_folder,
-    mod_crop,
-)
+from .degrade import Degradation, degrade, image_seed, mod_crop
+from .image_io import image_id, list_images, load_degraded_folder, load_image
 from .inference import restore_image
 from .quality import psnr, ssim
-
-log = logging.getLogger(__name__)
 
 COLUMNS = ("model", "loss", "label", "task", "dataset", "image", "psnr", "ssim", "lpips")
 
@@ -44,7 +35,7 @@ def test_items(
 ) -> list[tuple[str, np.ndarray, np.ndarray]]:  # fmt: skip
     """[(id, clean uint8, degraded float32)] of a test folder, degraded once with ``seed``.
 
-    A folder written by :func:`restore.degrade.degrade_folder` (it has ``degradation.json``) is read
+    A folder written by :func:`restore.image_io.degrade_folder` (it has ``degradation.json``) is read
     as is; its degradation must then match ``deg`` (task and scale), else ``ValueError``.
     """
     folder = Path(folder)
@@ -126,8 +117,7 @@ def evaluate(
     df = pd.DataFrame(rows, columns=list(COLUMNS))
     if out_csv is not None:
         out_csv = Path(out_csv)
-        out_csv.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write_bytes(out_csv, df.to_csv(index=False).encode())
+        write_csv(df, out_csv)
         if len(df):
             plot_psnr(df, out_csv.with_suffix(".png"))
     return df
@@ -149,7 +139,7 @@ def plot_psnr(df: pd.DataFrame, path: str | Path) -> None:
         ax.set_xticks(range(1, len(labels) + 1), labels, rotation=30)
         ax.set(title=name, ylabel="PSNR (dB)")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    _atomic_write_bytes(Path(path), buf.getvalue())
+    try:
+        save_figure(fig, path, dpi=100)
+    finally:
+        plt.close(fig)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -12,10 +11,8 @@ from torch import nn
 from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, model_from_checkpoint
-from .data import image_id, list_images, load_image
-from .degrade import Degradation, save_png, to_float
-
-log = logging.getLogger(__name__)
+from .degrade import Degradation, to_float
+from .image_io import image_id, list_images, load_image, save_png
 
 
 def _spans(n: int, tile: int, overlap: int) -> list[tuple[int, int, int]]:

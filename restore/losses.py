@@ -7,7 +7,9 @@ per image). :class:`RestorationLoss` wraps it for training:
   the loss, so RGB losses (SSIM on RGB, VGG, LPIPS, MDF) see a neutral grey image;
 * network outputs may leave [0, 1]; they are clamped with a straight-through estimator (the loss
   sees clamped values, the gradient passes as if unclamped), so no gradient is lost at the bounds;
-* the per-image values are averaged over the batch.
+* the per-image values are averaged over the batch;
+* ``restore_task`` (the network's task) reaches MDF, alone or as a term of a sum, when its options
+  name neither ``weights`` nor ``task``, so it loads the discriminators trained for that task.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from scaling.contracts.tasks import mdf_task
 
 
 def available_losses() -> list[str]:
@@ -40,10 +44,36 @@ def _st_clamp(x: torch.Tensor) -> torch.Tensor:
     return x.clamp(0.0, 1.0).detach() + (x - x.detach())
 
 
-class RestorationLoss(nn.Module):
-    """Scalar training loss ``mean_b loss(clamp(out_b), target_b)`` built on a ``metrics`` module."""
+def options_with_task(name: str, options: dict[str, Any], task: str | None) -> dict[str, Any]:
+    """``options`` for ``metrics.create(name, ...)`` with ``task`` given to the MDF term, if any.
 
-    def __init__(self, name: str, channels: int = 3, **options: Any) -> None:
+    Only when the MDF options name neither ``weights`` nor ``task``; the task goes by MDF's own
+    name (:func:`scaling.contracts.tasks.mdf_task`: ``sr`` -> ``sisr``). A sum such as
+    ``"l2 + 0.1*mdf"`` takes the term's options as a dict under ``"mdf"``.
+    """
+    terms = [t.split("*")[-1].strip().lower() for t in name.split("+")]
+    if task is None or "mdf" not in terms:
+        return dict(options)
+    if "+" not in name and "*" not in name:  # a single loss, as metrics.create reads it
+        if "weights" in options or "task" in options:
+            return dict(options)
+        return {**options, "task": mdf_task(task)}
+    sub = options.get("mdf", {})
+    if not isinstance(sub, dict) or "weights" in sub or "task" in sub:
+        return dict(options)
+    return {**options, "mdf": {**sub, "task": mdf_task(task)}}
+
+
+class RestorationLoss(nn.Module):
+    """Scalar training loss ``mean_b loss(clamp(out_b), target_b)`` built on a ``metrics`` module.
+
+    ``restore_task`` (sr | denoise | jpeg) is the network's task, passed to MDF (see
+    :func:`options_with_task`); ``options`` go to ``metrics.create``.
+    """
+
+    def __init__(
+        self, name: str, channels: int = 3, *, restore_task: str | None = None, **options: Any
+    ) -> None:
         super().__init__()
         names = available_losses()
         if name in METRIC_ONLY:
@@ -54,6 +84,7 @@ class RestorationLoss(nn.Module):
             raise ValueError(f"channels must be 1 or 3, got {channels!r}")
         import metrics
 
+        options = options_with_task(name, options, restore_task)
         self.name, self.channels, self.options = name, channels, dict(options)
         self.metric = metrics.create(name, **options)
         self.metric.requires_grad_(False)  # losses are fixed; only the restoration net learns

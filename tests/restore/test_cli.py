@@ -56,9 +56,10 @@ def test_clear_errors_for_bad_input(runner, image_dirs, tmp_path):
 
 
 def test_degrade_run_evaluate_triplets(runner, trained, image_dirs, tmp_path):
-    res = runner.invoke(main, ["restore", "degrade", "--task", "sr", "--images", str(image_dirs["test"]),
-                               "--out", str(tmp_path / "deg")])  # fmt: skip
+    res = runner.invoke(main, ["restore", "degrade", "--task", "sisr", "--images", str(image_dirs["test"]),
+                               "--out", str(tmp_path / "deg")])  # fmt: skip  (MDF's name for sr)
     assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "deg" / "degradation.json").read_text())["degradation"]["task"] == "sr"
     assert json.loads((tmp_path / "deg" / "degradation.json").read_text())["ids"] == [
         "immunohistochemistry",
         "rocket",

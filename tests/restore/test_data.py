@@ -1,4 +1,4 @@
-"""Data: folder layouts, image loading errors, deterministic patches, augmentation, rank sharding."""
+"""Data: patch errors, deterministic patches, augmentation, rank sharding, the .npy cache."""
 
 from __future__ import annotations
 
@@ -7,16 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from restore.data import (
-    PatchDataset,
-    StepBatchSampler,
-    augment,
-    image_id,
-    list_images,
-    load_eval_images,
-    load_image,
-)  # fmt: skip
+from restore.data import PatchDataset, StepBatchSampler, augment, load_eval_images
 from restore.degrade import Degradation, bicubic_downsample
+from restore.image_io import list_images
 
 
 def _png(path, size=(40, 30)):
@@ -24,35 +17,10 @@ def _png(path, size=(40, 30)):
     Image.fromarray(np.zeros((size[1], size[0], 3), np.uint8)).save(path)
 
 
-def test_layouts_find_the_right_split(tmp_path):
-    _png(tmp_path / "div" / "DIV2K_train_HR" / "0001.png")
-    _png(tmp_path / "div" / "DIV2K_valid_HR" / "0801.png")
-    _png(tmp_path / "bsd" / "BSDS500" / "data" / "images" / "train" / "2092.jpg")
-    _png(tmp_path / "bsd" / "BSDS500" / "data" / "images" / "test" / "100007.jpg")
-    _png(tmp_path / "dped" / "iphone" / "training_data" / "canon" / "0.jpg")
-    _png(tmp_path / "dped" / "iphone" / "test_data" / "patches" / "canon" / "5.jpg")
-    _png(tmp_path / "flat" / "a" / "x.png")
-    (tmp_path / "flat" / "notes.txt").write_text("not an image")
-    assert [p.name for p in list_images(tmp_path / "div", "auto", "train")] == ["0001.png"]
-    assert [p.name for p in list_images(tmp_path / "div", "div2k", "valid")] == ["0801.png"]
-    assert [p.name for p in list_images(tmp_path / "bsd", "auto", "test")] == ["100007.jpg"]
-    assert [p.name for p in list_images(tmp_path / "dped", "auto", "train")] == ["0.jpg"]
-    assert [p.name for p in list_images(tmp_path / "dped", "dped", "test")] == ["5.jpg"]
-    assert [p.name for p in list_images(tmp_path / "flat")] == ["x.png"]
-    with pytest.raises(ValueError, match="no images found"):
-        list_images(tmp_path / "div", "bsd500")
-    with pytest.raises(ValueError, match="does not exist"):
-        list_images(tmp_path / "missing")
-    with pytest.raises(ValueError, match="unknown layout"):
-        list_images(tmp_path / "flat", "imagenet")
-
-
 def test_unreadable_and_too_small_images_raise_clear_errors(tmp_path):
     bad = tmp_path / "bad" / "broken.png"
     bad.parent.mkdir()
     bad.write_bytes(b"not a png")
-    with pytest.raises(ValueError, match="cannot read image .*broken.png"):
-        load_image(bad)
     with pytest.raises(ValueError, match="cannot read image"):
         PatchDataset([bad], Degradation(task="sr"), 32)
     _png(tmp_path / "small" / "tiny.png", (20, 20))
@@ -60,13 +28,6 @@ def test_unreadable_and_too_small_images_raise_clear_errors(tmp_path):
         PatchDataset(list_images(tmp_path / "small"), Degradation(task="sr"), 32)
     with pytest.raises(ValueError, match="multiple of the scale"):
         PatchDataset(list_images(tmp_path / "small"), Degradation(task="sr"), 18)
-
-
-def test_load_image_converts_grey_and_alpha(tmp_path):
-    Image.fromarray(np.full((5, 6, 4), 200, np.uint8)).save(tmp_path / "rgba.png")
-    assert load_image(tmp_path / "rgba.png").shape == (5, 6, 3)
-    assert load_image(tmp_path / "rgba.png", 1).shape == (5, 6, 1)
-    assert image_id("a b/c d.png") == "c_d"
 
 
 @pytest.mark.parametrize("task", ["sr", "denoise", "jpeg"])

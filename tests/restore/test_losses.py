@@ -58,3 +58,21 @@ def test_weighted_sums_and_shape_checks():
     assert loss(x, y).item() == pytest.approx(expect.item(), rel=1e-5)
     with pytest.raises(ValueError, match="differ"):
         loss(x, y[:, :, :4])
+
+
+def test_mdf_gets_the_restore_task_unless_weights_or_task_are_given(random_mdf):
+    from restore.losses import options_with_task
+
+    assert options_with_task("mdf", {}, "sr") == {"task": "sisr"}  # MDF's name for SR
+    assert options_with_task("mdf", {"num_scales": 4}, "denoise") == {"num_scales": 4, "task": "denoise"}
+    assert options_with_task("mdf", {"weights": "w.pt"}, "sr") == {"weights": "w.pt"}
+    assert options_with_task("mdf", {"task": "jpeg"}, "sr") == {"task": "jpeg"}
+    assert options_with_task("l2 + 0.1*mdf", {}, "jpeg") == {"mdf": {"task": "jpeg"}}
+    assert options_with_task("2*mdf", {"mdf": {"num_scales": 2}}, "sisr") == {
+        "mdf": {"num_scales": 2, "task": "sisr"}
+    }
+    assert options_with_task("l1", {}, "sr") == {} and options_with_task("mdf", {}, None) == {}
+    loss = RestorationLoss("mdf", restore_task="sisr")  # the shipped SR discriminators
+    assert loss.metric.metadata.get("task") == "sisr" and loss.options == {"task": "sisr"}
+    given = RestorationLoss("mdf", restore_task="jpeg", weights=str(random_mdf))
+    assert given.options == {"weights": str(random_mdf)}  # given weights are not second-guessed

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from restore.callbacks import Callback
 from restore.checkpoint import load_checkpoint, load_state_into, model_from_checkpoint
 from restore.config import TrainConfig, lr_at, paper_preset, tiny_preset
 from restore.models import build_model
-from restore.train import _SimulatedCrash, train
+from restore.train import train
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 
@@ -62,12 +63,27 @@ def test_edsr_trains_with_the_authors_mdf_weights(make_cfg, image_dirs, tmp_path
     assert train(cfg)["steps"] == 1
 
 
+class _SimulatedCrash(RuntimeError):
+    """A process killed mid-epoch."""
+
+
+class _CrashAfter(Callback):
+    """Raises once ``step`` steps are done, before the run's own callbacks checkpoint that step."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, state) -> None:
+        if state.step >= self.step:
+            raise _SimulatedCrash(f"simulated crash after step {state.step}")
+
+
 def test_resume_after_a_crash_mid_epoch_is_exact(make_cfg, image_dirs, tmp_path):
     kw = {"epochs": 3, "patches_per_epoch": 8, "checkpoint_every": 1, "loss": "l2"}
     ref = train(make_cfg(image_dirs, tmp_path / "ref", "denoise", "dncnn", **kw))
     crashed = make_cfg(image_dirs, tmp_path / "cut", "denoise", "dncnn", **kw)
     with pytest.raises(_SimulatedCrash):
-        train(crashed, _crash_after_step=6)  # killed in the middle of epoch 2 (4 steps/epoch)
+        train(crashed, callbacks=[_CrashAfter(6)])  # killed in the middle of epoch 2 (4 steps/epoch)
     assert load_checkpoint(tmp_path / "cut" / "last.pt")["step"] == 5  # nothing after step 5 saved
     resumed = train(make_cfg(image_dirs, tmp_path / "cut", "denoise", "dncnn", resume=True, **kw))
     a, b = load_checkpoint(ref["last"]), load_checkpoint(resumed["last"])
@@ -116,12 +132,20 @@ def test_bad_configurations_raise_before_training(make_cfg, image_dirs, tmp_path
         tiny_preset("sr", "dncnn")
     with pytest.raises(ValueError, match="unknown task"):
         TrainConfig(task="inpaint")
+    with pytest.raises(ValueError, match="unknown task"):
+        tiny_preset("inpaint")
     with pytest.raises(ValueError, match="multiple of scale"):
         tiny_preset("sr", patch_size=30)
     with pytest.raises(ValueError, match="no training data"):
         train(tiny_preset("sr", out_dir=str(tmp_path)))
     with pytest.raises(ValueError, match="does not exist"):
         train(make_cfg(image_dirs, tmp_path, data=str(tmp_path / "missing")))
+
+
+def test_tasks_take_their_aliases():
+    assert TrainConfig(task="sisr").task == "sr"
+    assert tiny_preset("SISR").task == "sr" and paper_preset("sisr").epochs == 500
+    assert paper_preset("denoising").optimizer == "sgd"
 
 
 def test_paper_schedules():
@@ -152,9 +176,9 @@ def test_paper_preset_on_a_div2k_layout_validates_on_the_valid_split(image_dirs,
 
 
 def test_mismatched_scale_factors_raise(image_dirs, trained, tmp_path):
-    from restore.data import list_images
-    from restore.degrade import Degradation, degrade_folder
+    from restore.degrade import Degradation
     from restore.evaluate import evaluate
+    from restore.image_io import degrade_folder, list_images
 
     with pytest.raises(ValueError, match="does not match the task's scale"):
         tiny_preset("sr", model_options={"scale": 2})

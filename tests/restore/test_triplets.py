@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restore.triplets import export_triplets, load_manifest, sha256_file
+from restore.triplets import export_triplets, load_manifest
+from scaling.contracts.manifest import read_manifest, sha256_file
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,7 @@ def test_manifest_follows_the_contract(sr_manifest):
             with Image.open(f) as im:
                 assert (im.format, im.mode, im.size) == ("PNG", "RGB", (48, 48))
     assert load_manifest(sr_manifest)["conditions"] == ["l1", "l2"]
+    assert load_manifest(sr_manifest) == read_manifest(sr_manifest).to_dict() == m  # the contract's
 
 
 def test_outputs_differ_between_conditions_and_reference_is_the_clean_crop(sr_manifest, image_dirs):
@@ -63,15 +65,15 @@ def _tamper(manifest, tmp_path, edit):
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda m: m.update(version=2), "unsupported version"),
-        (lambda m: m.update(format="other"), "not an 'mdf-triplets' manifest"),
+        (lambda m: m.update(version=2), "version 2, expected 1"),
+        (lambda m: m.update(format="other"), "format 'other', expected 'mdf-triplets'"),
         (lambda m: m["images"][0]["outputs"].pop("l2"), "no output for"),
-        (lambda m: m["images"][0]["reference"].update(path="../x.png"), "unsafe path"),
-        (lambda m: m["images"][0]["reference"].update(path="/etc/passwd"), "unsafe path"),
+        (lambda m: m["images"][0]["reference"].update(path="../x.png"), "must not contain '..'"),
+        (lambda m: m["images"][0]["reference"].update(path="/etc/passwd"), "must be relative"),
         (lambda m: m["images"][0]["reference"].update(sha256="0" * 64), "checksum mismatch"),
         (lambda m: m["images"][0]["reference"].update(path="nope.png"), "does not exist"),
         (lambda m: m["images"][1].update(id=m["images"][0]["id"]), "duplicate image id"),
-        (lambda m: m["images"][0].update(width=50), "size"),
+        (lambda m: m["images"][0].update(width=50), "is 48x48, not 50x48"),
     ],
     ids=["version", "format", "missing-output", "dotdot", "absolute", "checksum", "missing-file",
          "duplicate-id", "size"],
@@ -92,3 +94,9 @@ def test_denoise_triplets_and_mixed_architectures(trained, image_dirs, tmp_path)
         )
     with pytest.raises(ValueError, match="condition id"):
         export_triplets({"a b": trained["sr_l1"]}, image_dirs["test"], tmp_path / "y")
+    with pytest.raises(ValueError, match="condition id '__x'"):  # reserved for attention checks
+        export_triplets({"__x": trained["sr_l1"], "b": trained["sr_l2"]}, image_dirs["test"],
+                        tmp_path / "z")  # fmt: skip
+    with pytest.raises(ValueError, match="at least 2 conditions, got 1"):
+        export_triplets({"a": trained["sr_l1"]}, image_dirs["test"], tmp_path / "w")
+    assert not (tmp_path / "w").exists()  # refused before anything is written
