@@ -11,9 +11,7 @@ project's inter-package contracts, see :mod:`scaling.contracts`) stays free of S
 
 from __future__ import annotations
 
-import importlib
-import sys
-import types
+from .contracts.lazy import lazy_package
 
 #: public name -> the module of this package that defines it
 _EXPORTS = {
@@ -29,38 +27,4 @@ _EXPORTS = {
     "preference_probability": "thurstone", "pw_scale": "thurstone", "residuals": "thurstone",
 }  # fmt: skip
 
-__all__ = [
-    "SIGMA", "BootstrapResult", "ComparisonTable", "OutlierResult", "ScaleResult",
-    "ScalingWarning", "is_significant", "outlier_table", "plot_jod", "plot_ranking_triangle",
-    "power", "preference_probability", "pw_outlier_analysis", "pw_scale", "pw_scale_bootstrap",
-    "read_matrix", "read_table", "residuals", "scale_table", "significance", "simulate",
-    "simulate_table", "to_table",
-]  # fmt: skip
-
-
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'scaling' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
-
-class _Package(types.ModuleType):
-    """This package's module object: importing a submodule never hides the public function of
-    the same name (``scaling.significance`` and ``scaling.simulate`` stay the functions after
-    ``scaling/significance.py`` or ``scaling/simulate.py`` is imported, as ``import scaling`` gave
-    them when it imported everything eagerly)."""
-
-    def __setattr__(self, name: str, value) -> None:
-        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == name:
-            value = getattr(value, name, value)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
+lazy_package(__name__, _EXPORTS)

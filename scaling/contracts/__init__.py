@@ -17,7 +17,7 @@ module                    contract
 
 from __future__ import annotations
 
-import importlib
+from .lazy import lazy_package
 
 #: public name -> the module of this subpackage that defines it (loaded on first use, PEP 562,
 #: so that ``import scaling.contracts.manifest`` in a web worker does not load numpy)
@@ -28,17 +28,4 @@ _EXPORTS = {
     "JND_PREFERENCE": "units", "SIGMA": "units", "preference_from_jnd": "units",
 }  # fmt: skip
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'scaling.contracts' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+lazy_package(__name__, _EXPORTS)

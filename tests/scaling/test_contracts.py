@@ -15,8 +15,15 @@ from PIL import Image
 from scipy.special import ndtr
 
 from scaling.contracts import (
-    SIGMA, atomic_open, canonical_task, jpeg_roundtrip, mdf_task, preference_from_jnd, write_bytes,
-    write_csv, write_json,
+    SIGMA,
+    atomic_open,
+    canonical_task,
+    jpeg_roundtrip,
+    mdf_task,
+    preference_from_jnd,
+    write_bytes,
+    write_csv,
+    write_json,
 )  # fmt: skip
 from scaling.contracts import manifest as mf
 
