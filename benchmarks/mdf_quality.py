@@ -43,15 +43,18 @@ def patches(imgs, n, size, gen):
         img = imgs[int(torch.randint(len(imgs), (1,), generator=gen))]
         y = int(torch.randint(img.shape[1] - size, (1,), generator=gen))
         x = int(torch.randint(img.shape[2] - size, (1,), generator=gen))
-        out.append(img[:, y:y + size, x:x + size])
+        out.append(img[:, y : y + size, x : x + size])
     return torch.stack(out)
 
 
 def dncnn(depth=8, ch=32):
     layers = [torch.nn.Conv2d(3, ch, 3, padding=1), torch.nn.ReLU(inplace=True)]
     for _ in range(depth - 2):
-        layers += [torch.nn.Conv2d(ch, ch, 3, padding=1), torch.nn.BatchNorm2d(ch),
-                   torch.nn.ReLU(inplace=True)]
+        layers += [
+            torch.nn.Conv2d(ch, ch, 3, padding=1),
+            torch.nn.BatchNorm2d(ch),
+            torch.nn.ReLU(inplace=True),
+        ]
     layers += [torch.nn.Conv2d(ch, 3, 3, padding=1)]
     net = torch.nn.Sequential(*layers)
     return net
@@ -90,7 +93,7 @@ def evaluate(net, sigma=25 / 255):
 
 
 def distortions(img):
-    from metrics.singan import jpeg_roundtrip
+    from scaling.contracts.jpeg import jpeg_roundtrip
 
     gen = torch.Generator().manual_seed(7)
     noisy = (img + torch.randn(img.shape, generator=gen) * 25 / 255).clamp(0, 1)
@@ -118,7 +121,7 @@ def main():
     else:
         print(f"(skipping the authors' MDF: {authors} absent)")
     if args.ours.is_file():
-        from metrics.mdf import load_discriminators
+        from metrics.mdf_weights import load_discriminators
 
         n = len(load_discriminators(args.ours)[0])
         losses[f"MDF (ours: {args.ours.name})"] = MDFLoss(weights=args.ours, num_scales=min(8, n))
@@ -131,8 +134,10 @@ def main():
         net = train_denoiser(fn, args.steps)
         p, s = evaluate(net)
         rows.append((name, p, s, time.time() - t))
-    print(f"\n### DnCNN-8 denoising (sigma 25), {args.steps} steps of 8 x 48px patches, "
-          f"held-out {TEST}\n")
+    print(
+        f"\n### DnCNN-8 denoising (sigma 25), {args.steps} steps of 8 x 48px patches, "
+        f"held-out {TEST}\n"
+    )
     print("| loss | PSNR (dB) | SSIM | train time (s) |\n|---|---|---|---|")
     for name, p, s, t in rows:
         print(f"| {name} | {p:.2f} | {s:.4f} | {t:.0f} |")
@@ -145,14 +150,16 @@ def main():
     for task in ("denoise", "jpeg", "sisr"):
         p = SHIPPED / f"mdf_{task}.pt"
         if p.is_file():
-            from metrics.mdf import load_discriminators
+            from metrics.mdf_weights import load_discriminators
 
             files[f"ours {task}"] = (p, min(8, len(load_discriminators(p)[0])))
     if not files:
         return
     test = [img[:, :256, :256][None] for img in images(TEST)]
-    print("\n### Task specificity: loss(distorted, clean), mean over held-out images, "
-          "each row divided by its largest entry\n")
+    print(
+        "\n### Task specificity: loss(distorted, clean), mean over held-out images, "
+        "each row divided by its largest entry\n"
+    )
     print("| weights | noise s=25 | JPEG q=10 | bicubic x4 |\n|---|---|---|---|")
     for name, (path, n) in files.items():
         m = MDFLoss(weights=path, num_scales=n)

@@ -5,15 +5,14 @@ Every loss exists once, usable both as a differentiable training loss and as a q
 names. Heavy modules (VGG, LPIPS, PDL, MDF) are imported on first use.
 """
 
+from metrics._pretrained import RandomWeightsWarning
 from metrics._registry import WeightedSum, available, create
-from metrics.mdf import (
-    Discriminator,
-    MDFLoss,
+from metrics.discriminator import Discriminator
+from metrics.mdf import MDFLoss, mdf, mdf_straightforward
+from metrics.mdf_weights import (
     convert_legacy,
     load_discriminators,
     load_legacy_discriminators,
-    mdf,
-    mdf_straightforward,
     save_discriminators,
 )
 from metrics.ms_ssim_l1 import MSSSIML1Loss, ms_ssim_l1
@@ -29,6 +28,7 @@ __all__ = [
     "MDFLoss",
     "MSSSIML1Loss",
     "MSSSIMLoss",
+    "RandomWeightsWarning",
     "SSIMLoss",
     "WeightedSum",
     "available",

@@ -16,6 +16,22 @@ import torch
 import torchvision
 from torch import nn
 
+
+class RandomWeightsWarning(UserWarning):
+    """A loss was built on a randomly initialised ImageNet trunk (``pretrained=False``): its
+    values mean nothing for quality assessment (fine for wiring tests and cost timings)."""
+
+
+def warn_random_trunk(loss: str, stacklevel: int = 3) -> None:
+    """Warn (:class:`RandomWeightsWarning`) that ``loss`` runs on a random trunk."""
+    warnings.warn(
+        f"{loss} with pretrained=False: the trunk has random weights, so its values are "
+        "meaningless for quality assessment (use it for wiring tests or timings only)",
+        RandomWeightsWarning,
+        stacklevel=stacklevel,
+    )
+
+
 #: architecture -> (torchvision file name, download URL)
 TORCHVISION_WEIGHTS = {
     "vgg16": ("vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth"),

@@ -1,8 +1,14 @@
-"""Input validation and reduction shared by every metric of the package."""
+"""Input validation, reduction and the module form shared by every metric of the package."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
 import torch
+from torch import nn
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -94,3 +100,78 @@ def _check_reduction(reduction: str) -> str:
 def _to_rgb(x: torch.Tensor) -> torch.Tensor:
     """Repeat a single grey channel to three (for networks trained on RGB); RGB passes through."""
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+def bind_options(
+    function: Callable[..., torch.Tensor], options: dict[str, Any], owner: str
+) -> dict[str, Any]:
+    """The keyword-only options of ``function`` (except ``reduction``) with their defaults,
+    updated with ``options``: what a module form of ``function`` stores and passes on.
+
+    Raises:
+        TypeError: an option ``function`` does not take (the message lists those it takes).
+    """
+    known = {
+        name: p.default
+        for name, p in inspect.signature(function).parameters.items()
+        if p.kind is p.KEYWORD_ONLY and name != "reduction"
+    }
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise TypeError(f"{owner}: unknown options {unknown}; it takes {sorted(known)}")
+    return {**known, **options}
+
+
+class FunctionModule(nn.Module):
+    """The module form of a metric function ``function(x, y, *, reduction, **options)``.
+
+    Subclasses set ``function`` (a ``staticmethod``) and ``lower_better``; the options are the
+    function's keyword-only arguments, checked by name at construction (:func:`bind_options`)
+    and kept in ``self.options``; ``forward(x, y)`` returns ``function(x, y, **options)``
+    reduced by ``reduction`` (``"none"``: one value per image).
+    """
+
+    function: Callable[..., torch.Tensor]
+    lower_better = True
+
+    def __init__(self, *, reduction: str = "none", **options: Any):
+        super().__init__()
+        self.reduction = _check_reduction(reduction)
+        self.options = bind_options(self.function, options, type(self).__name__)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-image values (or their mean/sum) of ``function`` on prediction x, reference y."""
+        return self.function(x, y, reduction=self.reduction, **self.options)
+
+
+def takes_options_of(
+    base: Callable[..., Any], *, exclude: tuple[str, ...] = ()
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator for a function ``fn(x, y, *, own..., **options)`` whose ``options`` are the
+    keyword-only options of ``base`` (less ``exclude``, ``reduction`` and ``fn``'s own): the
+    defaults are stated once, in ``base``. The decorated function's signature lists them all
+    (``help``, :func:`bind_options`), and each call binds them against it: an unknown name
+    raises ``TypeError``, and ``fn`` receives every option, defaults filled in.
+    """
+    shared = [
+        p
+        for name, p in inspect.signature(base).parameters.items()
+        if p.kind is p.KEYWORD_ONLY and name not in (*exclude, "reduction")
+    ]
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        own = inspect.signature(fn)
+        kept = [p for p in own.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        names = {p.name for p in kept}
+        sig = own.replace(parameters=kept + [p for p in shared if p.name not in names])
+
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            bound = sig.bind(*args, **kwargs)
+            bound.apply_defaults()
+            return fn(*bound.args, **bound.kwargs)
+
+        call.__signature__ = sig  # type: ignore[attr-defined]
+        return call
+
+    return decorate

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import statistics
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -57,7 +58,7 @@ class CostRow:
 def singan_shaped_discriminators(channels: Sequence[int] = (32,) * 4 + (64,) * 4, seed: int = 0):
     """Random SinGAN-initialised discriminators shaped like the authors' JPEG set (the default),
     for timing when no weight file is at hand."""
-    from metrics.mdf import Discriminator, init_singan_weights
+    from metrics.discriminator import Discriminator, init_singan_weights
 
     g = torch.Generator().manual_seed(seed)
     out = []
@@ -74,10 +75,13 @@ def build_loss(name: str, *, mdf_weights=None, vgg_layers=("relu5_3",)) -> nn.Mo
     import metrics
 
     weights = mdf_weights if mdf_weights is not None else singan_shaped_discriminators()
-    if name == "vgg":
-        return metrics.create("vgg", pretrained=False, layers=tuple(vgg_layers), reduction="mean")
-    if name in ("lpips", "pdl"):
-        return metrics.create(name, pretrained=False, reduction="mean")
+    if name in ("vgg", "lpips", "pdl"):
+        options = {"layers": tuple(vgg_layers)} if name == "vgg" else {}
+        with warnings.catch_warnings():
+            # random trunks on purpose: a cost does not depend on the weights (LOSS_NOTES and
+            # the printed notes say "random weights"); no value of these losses is reported
+            warnings.simplefilter("ignore", metrics.RandomWeightsWarning)
+            return metrics.create(name, pretrained=False, reduction="mean", **options)
     if name == "mdf":
         return metrics.create("mdf", weights=weights, reduction="mean")
     if name == "mdf_straightforward":

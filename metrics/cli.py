@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from scaling.contracts.tasks import ALIASES, TASKS
+
 
 def _parse_options(pairs: tuple[str, ...]) -> dict[str, dict]:
     """``("mdf.weights=Ds.pth", "ssim.matlab=false")`` -> ``{"mdf": {"weights": "Ds.pth"}, ...}``;
@@ -78,23 +80,25 @@ def list_metrics() -> None:
 @click.argument("dst", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--task",
-    type=click.Choice(["sisr", "denoise", "jpeg"]),
+    type=click.Choice([*TASKS, *ALIASES]),
     default=None,
-    help="Task the discriminators were trained for (stored in the metadata).",
+    help="Task the discriminators were trained for (stored in the metadata as MDF names it: "
+    "sisr, denoise, jpeg).",
 )
 def convert_mdf(src: Path, dst: Path, task: str | None) -> None:
     """Convert the authors' legacy MDF weights SRC into the project's format DST.
 
     SRC is e.g. Ds_JPEG.pth; DST loads with torch.load(weights_only=True). The SinGAN
     package is not needed: a restricted unpickler reads SRC."""
-    from metrics.mdf import convert_legacy
+    from metrics.mdf_weights import checked_task, convert_legacy
 
     try:
         discs = convert_legacy(src, dst, task=task)
     except ValueError as e:
         raise click.ClickException(str(e)) from e
     chans = ",".join(str(d.channels) for d in discs)
-    click.echo(f"wrote {dst}: {len(discs)} discriminators (channels {chans}), task={task}")
+    stored = None if task is None else checked_task(task)
+    click.echo(f"wrote {dst}: {len(discs)} discriminators (channels {chans}), task={stored}")
 
 
 @cli.command("iqa")
@@ -152,6 +156,7 @@ def iqa(
     SROCC/KROCC/PLCC with 95% bootstrap CIs over reference contents (OUT/correlations.csv),
     per-distortion SROCC (OUT/per_distortion.csv) and scatter plots (OUT/scatter.png)."""
     from metrics import iqa as iqa_mod
+    from scaling.contracts.atomic import save_figure, write_csv
 
     names = [m.strip() for m in metric_list.split(",") if m.strip()]
     if not names:
@@ -187,11 +192,10 @@ def iqa(
         raise click.ClickException(str(e)) from e
     scores = scores[scores["metric"].isin(names)]
     corr = iqa_mod.correlations(scores, data, n_boot=n_boot, seed=seed)
-    corr.to_csv(out_dir / "correlations.csv", index=False)
+    write_csv(corr, out_dir / "correlations.csv")
     per = iqa_mod.per_distortion_srocc(scores, data)
-    per.to_csv(out_dir / "per_distortion.csv")
-    fig = iqa_mod.scatter_figure(scores, data, names)
-    fig.savefig(out_dir / "scatter.png", dpi=120)
+    write_csv(per.reset_index(), out_dir / "per_distortion.csv")
+    save_figure(iqa_mod.scatter_figure(scores, data, names), out_dir / "scatter.png", dpi=120)
     click.echo("\n| metric | SROCC [95% CI] | KROCC [95% CI] | PLCC [95% CI] |\n|---|---|---|---|")
     for _, r in corr.iterrows():
         cells = [
@@ -219,8 +223,9 @@ def iqa(
     help="MDF weight file (default: random discriminators shaped like Ds_JPEG).",
 )
 @click.option("--autocast", type=click.Choice(["none", "bf16", "fp16"]), default="none")
-def bench(losses, batch, size, device, repeats, threads, mdf_weights, autocast) -> None:
+def bench(losses, mdf_weights, autocast, **timing) -> None:
     """Time each loss (forward, backward, parameter memory) on one batch; print Markdown."""
+    # timing: --batch, --size, --device, --repeats, --threads, passed on to run_benchmark
     import torch
 
     from metrics.bench import DEFAULT_LOSSES, LOSS_NOTES, markdown_table, run_benchmark
@@ -228,29 +233,24 @@ def bench(losses, batch, size, device, repeats, threads, mdf_weights, autocast) 
     names = [n.strip() for n in losses.split(",")] if losses else list(DEFAULT_LOSSES)
     weights = None
     if mdf_weights:
-        from metrics.mdf import load_discriminators
+        from metrics.mdf_weights import load_discriminators
 
         weights = load_discriminators(mdf_weights)[0]
     dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[autocast]
+
+    def progress(name: str) -> None:
+        click.echo(f"timing {name} ...", err=True)
+
     rows = run_benchmark(
-        names,
-        batch=batch,
-        size=size,
-        device=device,
-        repeats=repeats,
-        threads=threads,
-        mdf_weights=weights,
-        autocast_dtype=dtype,
-        progress=lambda n: click.echo(f"timing {n} ...", err=True),
+        names, **timing, mdf_weights=weights, autocast_dtype=dtype, progress=progress
     )
-    clock = "CPU time" if device == "cpu" else "wall time"
-    click.echo(
-        markdown_table(
-            rows,
-            title=f"{batch}x3x{size}x{size}, {device}, {clock}, "
-            f"{threads} thread(s), autocast {autocast}",
-        )
+    t = timing
+    clock = "CPU time" if t["device"] == "cpu" else "wall time"
+    title = (
+        f"{t['batch']}x3x{t['size']}x{t['size']}, {t['device']}, {clock}, "
+        f"{t['threads']} thread(s), autocast {autocast}"
     )
+    click.echo(markdown_table(rows, title=title))
     for n in names:
         if n in LOSS_NOTES:
             click.echo(f"\n- {n}: {LOSS_NOTES[n]}")

@@ -4,10 +4,8 @@ reference contents, a per-distortion table and scatter plots (MDF paper, section
 
 from __future__ import annotations
 
-import logging
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -16,10 +14,9 @@ import pandas as pd
 import torch
 from scipy import stats
 
-logger = logging.getLogger(__name__)
+from scaling.contracts.atomic import write_csv
 
 _TID_NAME = re.compile(r"^i(\d+)_(\d+)_(\d+)\.[a-z]+$", re.IGNORECASE)
-_IMAGE_EXTS = {".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 
 #: Options applied when a metric is used for reporting (override with ``metric_options``).
 REPORTING_DEFAULTS: dict[str, dict] = {"ssim": {"matlab": True}, "ms_ssim": {"matlab": True}}
@@ -174,18 +171,6 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
 
-def _atomic_write_csv(df: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        df.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def score_dataset(
     dataset: pd.DataFrame,
     metric_names: Sequence[str],
@@ -251,10 +236,10 @@ def score_dataset(
             )
             bar.update(len(batch))
             if (k + 1) % save_every == 0 or k == len(batches) - 1:
-                _atomic_write_csv(pd.DataFrame(rows, columns=["image", "metric", "value"]), out_csv)
+                write_csv(pd.DataFrame(rows, columns=["image", "metric", "value"]), out_csv)
         bar.close()
     table = pd.DataFrame(rows, columns=["image", "metric", "value"])
-    _atomic_write_csv(table, out_csv)
+    write_csv(table, out_csv)
     return table
 
 

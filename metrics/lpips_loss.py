@@ -8,8 +8,9 @@ import os
 import torch
 from torch import nn
 
-from metrics._pretrained import build_features, quiet_lpips
+from metrics._pretrained import build_features, quiet_lpips, warn_random_trunk
 from metrics._utils import _check_reduction, _reduce, _to_rgb, _validate_input
+from metrics.pixel import with_pixel_term
 
 _TRUNKS = {"alex": "alexnet", "vgg": "vgg16"}
 
@@ -39,7 +40,8 @@ class LPIPSLoss(nn.Module):
     script used LPIPS-alex x 1 + MSE). As a metric (``as_loss=False``) the L2 term defaults to
     0 and lambda to 1. The linear calibration layers ship in the ``lpips`` wheel; the trunk
     (``net="alex"`` or ``"vgg"``) is loaded from torch's cache (see
-    :func:`metrics._pretrained.weights_path`), or random with ``pretrained=False`` (tests).
+    :func:`metrics._pretrained.weights_path`), or random with ``pretrained=False`` (tests; warns
+    with :class:`metrics._pretrained.RandomWeightsWarning`).
     Input [0, 1] RGB (grey is repeated), mapped to [-1, 1] for lpips. Lower is better.
 
     References:
@@ -67,7 +69,9 @@ class LPIPSLoss(nn.Module):
         self.weight = float(weight if weight is not None else (0.1 if as_loss else 1.0))
         self.l2_weight = float(l2_weight if l2_weight is not None else (1.0 if as_loss else 0.0))
         model = quiet_lpips(net=net, pretrained=True)
-        if pretrained is not False:
+        if pretrained is False:
+            warn_random_trunk(f"LPIPS ({net})")
+        else:
             _load_lpips_trunk(model, net, pretrained)
         self.model = model.eval().requires_grad_(False)
 
@@ -78,6 +82,4 @@ class LPIPSLoss(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         _validate_input(x, y, name="lpips")
         val = self.model(_to_rgb(x), _to_rgb(y), normalize=True).reshape(x.shape[0]) * self.weight
-        if self.l2_weight:
-            val = val + self.l2_weight * ((x - y) ** 2).mean((1, 2, 3))
-        return _reduce(val, self.reduction)
+        return _reduce(with_pixel_term(val, x, y, self.l2_weight, "l2"), self.reduction)

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from metrics._utils import _check_reduction, _reduce, _validate_input
+from metrics.pixel import with_pixel_term
 from metrics.vgg import VGGFeatures
 
 
@@ -62,6 +63,4 @@ class PDLLoss(nn.Module):
             fys = self.trunk(y)
         fxs = self.trunk(x)
         val = sum(sorted_wasserstein1d(fx, fy) for fx, fy in zip(fxs, fys)) * self.weight
-        if self.l1_weight:
-            val = val + self.l1_weight * (x - y).abs().mean((1, 2, 3))
-        return _reduce(val, self.reduction)
+        return _reduce(with_pixel_term(val, x, y, self.l1_weight, "l1"), self.reduction)

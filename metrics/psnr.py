@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from metrics._utils import _check_reduction, _reduce, _validate_input
+from metrics._utils import FunctionModule, _reduce, _validate_input
 
 
 def psnr(
@@ -27,16 +26,10 @@ def psnr(
     return _reduce(val.to(x.dtype), reduction)
 
 
-class PSNR(nn.Module):
-    """PSNR metric module (dB, higher is better); see :func:`psnr`."""
+class PSNR(FunctionModule):
+    """PSNR metric module (dB, higher is better); options as :func:`psnr` (``data_range``,
+    ``eps``)."""
 
+    function = staticmethod(psnr)
     lower_better = False
     as_loss = False
-
-    def __init__(self, *, reduction: str = "none", data_range: float = 1.0):
-        super().__init__()
-        self.reduction = _check_reduction(reduction)
-        self.data_range = data_range
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return psnr(x, y, data_range=self.data_range, reduction=self.reduction)

@@ -12,333 +12,62 @@ paper), Adam 5e-4 with betas (0.5, 0.999) for G and D, the learning rate x0.1 at
 iterations, 3 D-steps then 3 G-steps per iteration, warm start from the previous scale when the
 channel count is unchanged. Every setting is a field of :class:`SinGANConfig`.
 
-The images live in [-1, 1] during training (SinGAN), like the authors' discriminators.
+The images live in [-1, 1] during training (SinGAN), like the authors' discriminators. This
+module holds the training loop; the pieces live in :mod:`metrics.singan_config` (settings,
+presets), :mod:`metrics.distortions`, :mod:`metrics.pyramid`, :mod:`metrics.generator` and
+:mod:`metrics.singan_state` (the checkpoint), and are re-exported here.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import logging
-import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from .mdf import Discriminator, init_singan_weights, save_discriminators, singan_channels
-from .seeds import image_sha256, load_seed
+from metrics.discriminator import Discriminator, init_singan_weights, singan_channels
+from metrics.distortions import DISTORTIONS, distort_jpeg, distort_noise, distort_none
+from metrics.generator import Generator, Scale, generate, upsample
+from metrics.mdf_weights import save_discriminators
+from metrics.pyramid import build_pyramid, pyramid_sizes
+from metrics.seeds import image_sha256, load_seed
+from metrics.singan_config import PRESETS, SinGANConfig, preset
+from metrics.singan_state import TrainState
+from scaling.contracts.atomic import atomic_open
+from scaling.contracts.tasks import mdf_task
+
+__all__ = [
+    "CODE_VERSION",
+    "DISTORTIONS",
+    "PRESETS",
+    "Generator",
+    "SinGANConfig",
+    "TrainState",
+    "build_pyramid",
+    "distort_jpeg",
+    "distort_noise",
+    "distort_none",
+    "preset",
+    "pyramid_sizes",
+    "train_mdf",
+]
 
 logger = logging.getLogger(__name__)
 
 CODE_VERSION = "mdf-toolkit singan 1"
+#: Columns of ``<workdir>/log.csv`` (one row every 10 iterations and at the last one).
+LOG_COLUMNS = ("scale", "iteration", "d_loss", "g_adv", "rec_mse", "gp", "seconds")
 
-
-# --------------------------------------------------------------------------- task distortions
-def distort_none(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """SISR: no distortion; the upsampling from the coarser scale is the degradation."""
-    return x
-
-
-def distort_noise(
-    x: torch.Tensor, rng: np.random.Generator, max_sigma: float = 55.0
-) -> torch.Tensor:
-    """Denoising: additive Gaussian noise with sigma ~ U[0, max_sigma] on the 0..255 scale.
-
-    ``x`` is in [-1, 1], so the standard deviation applied is ``2 * sigma / 255``.
-    """
-    sigma = rng.uniform(0.0, max_sigma)
-    gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-    noise = torch.randn(x.shape, generator=gen).to(x.device, x.dtype)
-    return x + noise * (2.0 * sigma / 255.0)
-
-
-def jpeg_roundtrip(x01: np.ndarray, quality: int) -> np.ndarray:
-    """Encode and decode an H x W x 3 float image in [0, 1] with Pillow's JPEG codec (libjpeg)."""
-    from PIL import Image
-
-    img = Image.fromarray(np.clip(np.round(x01 * 255), 0, 255).astype(np.uint8))
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=int(quality))
-    buf.seek(0)
-    with Image.open(buf) as dec:
-        return np.asarray(dec.convert("RGB"), dtype=np.float32) / 255.0
-
-
-def distort_jpeg(x: torch.Tensor, rng: np.random.Generator, qualities=(7, 10)) -> torch.Tensor:
-    """JPEG artefact removal: JPEG-compress each image (real codec) at quality ~ U{7..10}."""
-    out = []
-    for img in x.detach().cpu():
-        q = int(rng.integers(qualities[0], qualities[1] + 1))
-        arr = ((img.permute(1, 2, 0).numpy() + 1) / 2).clip(0, 1)
-        out.append(torch.from_numpy(jpeg_roundtrip(arr, q)).permute(2, 0, 1) * 2 - 1)
-    return torch.stack(out).to(x.device, x.dtype)
-
-
-#: Task name -> distortion function ``f(x in [-1, 1], numpy Generator) -> distorted x``.
-#: New tasks plug in here (e.g. ``DISTORTIONS["blur"] = my_blur``), then ``SinGANConfig(task="blur")``.
-DISTORTIONS: dict[str, Callable[[torch.Tensor, np.random.Generator], torch.Tensor]] = {
-    "sisr": distort_none,
-    "denoise": distort_noise,
-    "jpeg": distort_jpeg,
-}
-
-
-# --------------------------------------------------------------------------- configuration
-@dataclass
-class SinGANConfig:
-    """Every knob of Phase 1, with SinGAN's / the paper's defaults."""
-
-    task: str = "denoise"  # a key of DISTORTIONS
-    # pyramid: "singan" (factor ~0.75 between min_size and max_size, as the released weights show)
-    # or "paper" (num_scales scales, factor 2)
-    pyramid: str = "singan"
-    scale_factor: float = 0.75  # SinGAN's nominal factor (adjusted to land on min_size)
-    min_size: int = 25  # coarsest scale's shorter side (px)
-    max_size: int = 250  # the seed is first resized so that its longer side is at most this
-    num_scales: int = 8  # for pyramid="paper" only
-    resize_filter: str = "lanczos"  # Pillow filter for the seed pyramid: lanczos|bicubic|bilinear
-    nfc: int = 32  # channels at the coarsest scale; min(nfc * 2^floor(s/4), max_channels)
-    max_channels: int = 128
-    num_layers: int = 5  # conv layers in G and D (3x3)
-    iterations: int = 3000  # per scale (paper: 3000; SinGAN: 2000)
-    d_steps: int = 3
-    g_steps: int = 3
-    lr_g: float = 5e-4
-    lr_d: float = 5e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    lr_decay_at: float = 0.8  # fraction of iterations after which lr is multiplied by 0.1
-    gp_weight: float = 0.1  # WGAN-GP gradient-penalty weight
-    alpha: float = 100.0  # reconstruction weight (paper; SinGAN uses 10)
-    noise_amp_init: float = 0.1  # SinGAN: noise amplitude relative to the reconstruction RMSE
-    warm_start: bool = True  # start a scale from the previous one when the channels match
-    seed: int = 0
-    device: str = "cpu"
-
-    def __post_init__(self):
-        if self.task not in DISTORTIONS:
-            raise ValueError(f"unknown task {self.task!r}; known: {sorted(DISTORTIONS)}")
-        if self.pyramid not in ("singan", "paper"):
-            raise ValueError(f"pyramid must be 'singan' or 'paper', got {self.pyramid!r}")
-        if self.resize_filter not in ("lanczos", "bicubic", "bilinear"):
-            raise ValueError(f"unknown resize_filter {self.resize_filter!r}")
-        rf = self.num_layers * 2 + 1
-        if self.min_size < rf:
-            raise ValueError(f"min_size {self.min_size} is below the receptive field {rf}")
-        if self.iterations < 1 or self.d_steps < 1 or self.g_steps < 1:
-            raise ValueError("iterations, d_steps and g_steps must be >= 1")
-        if not 0 < self.scale_factor < 1:
-            raise ValueError(f"scale_factor must be in (0, 1), got {self.scale_factor}")
-
-
-PRESETS: dict[str, dict] = {
-    # the paper's schedule on SinGAN's pyramid: for a GPU
-    "paper": dict(iterations=3000, max_size=250, min_size=25, alpha=100.0),
-    # a useful loss on a 2-core CPU in well under 30 minutes per task
-    # (9 scales between 25 and 80 px, 32 channels throughout)
-    "quick": dict(
-        iterations=200, max_size=80, min_size=25, scale_factor=0.85, max_channels=32, alpha=100.0
-    ),
-    # seconds; for tests only
-    "tiny": dict(iterations=4, max_size=28, min_size=20, nfc=8, max_channels=8, alpha=100.0),
-}
-
-
-def preset(name: str, **overrides) -> SinGANConfig:
-    """A :class:`SinGANConfig` from a named preset ("paper", "quick", "tiny") plus overrides."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-    return SinGANConfig(**{**PRESETS[name], **overrides})
-
-
-# --------------------------------------------------------------------------- pyramid
-_FILTERS = {"lanczos": "LANCZOS", "bicubic": "BICUBIC", "bilinear": "BILINEAR"}
-
-
-def _resize(img01: np.ndarray, size_hw: tuple[int, int], filt: str) -> np.ndarray:
-    from PIL import Image
-
-    out = []
-    for c in range(3):  # float mode keeps full precision
-        ch = Image.fromarray(img01[..., c].astype(np.float32), mode="F")
-        ch = ch.resize((size_hw[1], size_hw[0]), getattr(Image.Resampling, _FILTERS[filt]))
-        out.append(np.asarray(ch))
-    return np.clip(np.stack(out, axis=2), 0, 1)
-
-
-def pyramid_sizes(height: int, width: int, cfg: SinGANConfig) -> list[tuple[int, int]]:
-    """(H, W) of every scale, coarsest first.
-
-    "singan": the seed is shrunk so that its longer side is at most ``max_size``; the number of
-    scales is ``ceil(log(min_size / short) / log(scale_factor)) + 1`` and the factor is adjusted so
-    that the coarsest shorter side is ``min_size`` (SinGAN's rule). "paper": ``num_scales`` scales,
-    each half the next.
-    """
-    s = min(1.0, cfg.max_size / max(height, width))
-    H, W = max(1, round(height * s)), max(1, round(width * s))
-    short = min(H, W)
-    if cfg.pyramid == "paper":
-        sizes = [(round(H / 2**k), round(W / 2**k)) for k in range(cfg.num_scales - 1, -1, -1)]
-        if min(sizes[0]) < cfg.num_layers * 2 + 1:
-            raise ValueError(
-                f"the paper pyramid ({cfg.num_scales} scales, factor 2) needs a seed whose shorter "
-                f"side is at least {(cfg.num_layers * 2 + 1) * 2 ** (cfg.num_scales - 1)} px after "
-                f"max_size; got {short} px"
-            )
-        return sizes
-    if short < cfg.min_size:
-        raise ValueError(f"seed image too small: shorter side {short} px < min_size {cfg.min_size}")
-    n = (
-        math.ceil(math.log(cfg.min_size / short) / math.log(cfg.scale_factor)) + 1
-        if short > cfg.min_size
-        else 1
-    )
-    if n == 1:
-        return [(H, W)]
-    f = (cfg.min_size / short) ** (1 / (n - 1))
-    return [(round(H * f ** (n - 1 - k)), round(W * f ** (n - 1 - k))) for k in range(n)]
-
-
-def build_pyramid(img01: np.ndarray, cfg: SinGANConfig) -> list[torch.Tensor]:
-    """The seed at every scale as 1 x 3 x H x W tensors in [-1, 1], coarsest first."""
-    sizes = pyramid_sizes(img01.shape[0], img01.shape[1], cfg)
-    out = []
-    for hw in sizes:
-        arr = img01 if hw == img01.shape[:2] else _resize(img01, hw, cfg.resize_filter)
-        out.append(torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None] * 2 - 1)
-    return out
-
-
-# --------------------------------------------------------------------------- generator
-class Generator(nn.Module):
-    """SinGAN's generator: 5 conv layers 3x3 (BatchNorm, LeakyReLU 0.2), tail Conv(N->3) + Tanh,
-    added to its (distorted, upsampled) input. The input is zero-padded by 5 px so that the output
-    has the input's size."""
-
-    def __init__(self, channels: int, num_layers: int = 5):
-        super().__init__()
-        self.pad = num_layers  # (3 - 1) / 2 per layer
-        layers: list[nn.Module] = []
-        c_in = 3
-        for _ in range(num_layers - 1):
-            layers += [nn.Conv2d(c_in, channels, 3), nn.BatchNorm2d(channels), nn.LeakyReLU(0.2)]
-            c_in = channels
-        layers += [nn.Conv2d(channels, 3, 3), nn.Tanh()]
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, noise: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
-        """``net(pad(noise + base)) + base``."""
-        return self.net(F.pad(noise + base, [self.pad] * 4)) + base
-
-
-# --------------------------------------------------------------------------- training state
-@dataclass
-class _Scale:
-    """What a finished scale leaves for the next ones."""
-
-    G: Generator
-    D: Discriminator
-    noise_amp: float
-    z_opt: torch.Tensor  # fixed noise of the reconstruction path
-
-
-def _upsample(x: torch.Tensor, hw) -> torch.Tensor:
-    return F.interpolate(x, size=tuple(hw), mode="bicubic", align_corners=False)
-
-
-def _generate(
-    scales: list[_Scale],
-    sizes,
-    cfg,
-    rng: np.random.Generator,
-    reconstruct: bool,
-    gen: torch.Generator,
-) -> torch.Tensor:
-    """Run the finished scales: random sample (or the reconstruction) at the last finished scale."""
-    device = torch.device(cfg.device)
-    x = torch.zeros(1, 3, *sizes[0], device=device)
-    distort = DISTORTIONS[cfg.task]
-    for k, sc in enumerate(scales):
-        if k == 0:
-            base = torch.zeros(1, 3, *sizes[0], device=device)
-            z = sc.z_opt if reconstruct else torch.randn(1, 3, *sizes[0], generator=gen).to(device)
-            x = sc.G(z * sc.noise_amp, base)
-        else:
-            base = distort(_upsample(x, sizes[k]), rng)
-            x = sc.G(torch.zeros_like(base), base)
-    return x
-
-
-def _gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, gen) -> torch.Tensor:
-    a = torch.rand(1, 1, 1, 1, generator=gen).to(real.device)
-    mix = (a * real + (1 - a) * fake).requires_grad_(True)
-    out = D(mix)
-    (grad,) = torch.autograd.grad(out.sum(), mix, create_graph=True)
-    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
-
-
-def _save_state(path: Path, scales: list[_Scale], cfg: SinGANConfig, meta: dict) -> None:
-    state = {
-        "config": asdict(cfg),
-        "meta": meta,
-        "scales": [
-            {
-                "G": s.G.state_dict(),
-                "D": s.D.state_dict(),
-                "noise_amp": float(s.noise_amp),
-                "z_opt": s.z_opt.cpu(),
-                "channels": s.D.channels,
-            }
-            for s in scales
-        ],
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def _load_state(path: Path, cfg: SinGANConfig) -> tuple[list[_Scale], dict]:
-    state = torch.load(path, map_location=cfg.device, weights_only=True)
-    saved = SinGANConfig(**state["config"])
-    if replace(saved, device=cfg.device) != replace(cfg, device=cfg.device):
-        diff = {
-            k: (v, getattr(cfg, k))
-            for k, v in asdict(saved).items()
-            if k != "device" and getattr(cfg, k) != v
-        }
-        raise ValueError(f"cannot resume {path}: it was trained with other settings {diff}")
-    scales = []
-    for s in state["scales"]:
-        G, D = (
-            Generator(s["channels"], cfg.num_layers),
-            Discriminator(s["channels"], num_layers=cfg.num_layers),
-        )
-        G.load_state_dict(s["G"])
-        D.load_state_dict(s["D"])
-        scales.append(
-            _Scale(G.to(cfg.device), D.to(cfg.device), s["noise_amp"], s["z_opt"].to(cfg.device))
-        )
-    return scales, state["meta"]
-
-
-def _save_samples(
-    path: Path, real: torch.Tensor, rec: torch.Tensor, samples: list[torch.Tensor]
-) -> None:
-    """A PNG strip: seed at this scale | reconstruction | random samples."""
-    from PIL import Image
-
-    tiles = [real, rec] + samples
-    arr = torch.cat(
-        [((t[0].detach().cpu().clamp(-1, 1) + 1) * 127.5).round() for t in tiles], dim=2
-    )
-    Image.fromarray(arr.permute(1, 2, 0).numpy().astype(np.uint8)).save(path)
+#: ``on_scale_end(scale, state) -> bool``: called after every finished (and checkpointed) scale
+#: with its index and the :class:`TrainState`; returning True stops the run there.
+ScaleCallback = Callable[[int, TrainState], bool]
 
 
 def train_mdf(
@@ -348,7 +77,8 @@ def train_mdf(
     workdir: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = True,
-    stop_after_scale: int | None = None,
+    *,
+    on_scale_end: ScaleCallback | None = None,
 ) -> Path:
     """Train MDF discriminators on one seed image and write them in the project's weight format.
 
@@ -362,7 +92,9 @@ def train_mdf(
             ``<out without suffix>_work``.
         resume: continue from the checkpoint in ``workdir`` (settings must match).
         progress: show a progress bar per scale with the current losses.
-        stop_after_scale: stop (as if interrupted) once this scale is finished; for tests.
+        on_scale_end: ``callback(scale, state) -> bool``, called once a scale is finished and
+            its checkpoint written (e.g. to report progress); True stops the run there, as an
+            interruption would (after the last scale the weights are written regardless).
 
     Returns:
         The path of the weight file (or of the checkpoint when stopped early).
@@ -374,19 +106,52 @@ def train_mdf(
     workdir = Path(workdir) if workdir is not None else out.with_name(out.stem + "_work")
     workdir.mkdir(parents=True, exist_ok=True)
     state_path, log_path = workdir / "state.pt", workdir / "log.csv"
-
-    if isinstance(seed_image, np.ndarray):
-        img, seed_desc = seed_image.astype(np.float32), "array"
-        if img.ndim != 3 or img.shape[2] != 3:
-            raise ValueError(f"seed_image array must be H x W x 3, got {img.shape}")
-    else:
-        img, seed_desc = load_seed(str(seed_image))
+    img, seed_desc = _seed_array(seed_image)
     reals = build_pyramid(img, cfg)
     sizes = [tuple(r.shape[-2:]) for r in reals]
-    device = torch.device(cfg.device)
-    reals = [r.to(device) for r in reals]
-    meta = {
-        "task": cfg.task if cfg.task in ("sisr", "denoise", "jpeg") else None,
+    reals = [r.to(torch.device(cfg.device)) for r in reals]
+    meta = _initial_meta(cfg, img, seed_desc, sizes)
+    state = _resumed(state_path, cfg, meta, len(sizes)) if resume else TrainState(cfg, meta)
+    if not resume:
+        log_path.unlink(missing_ok=True)
+    new_log = not log_path.exists()
+    with open(log_path, "a", newline="") as fh:
+        writer = csv.writer(fh)
+        if new_log:
+            writer.writerow(LOG_COLUMNS)
+        for k in range(len(state.scales), len(sizes)):
+            t0 = time.time()
+            run = _ScaleRun.start(k, state.scales, reals, sizes, cfg)
+            state.scales.append(_train_scale(run, writer, progress, workdir))
+            state.meta["seconds_per_scale"].append(round(time.time() - t0, 2))
+            fh.flush()
+            state.save(state_path)
+            stop = on_scale_end is not None and on_scale_end(k, state)
+            if stop and k < len(sizes) - 1:
+                return state_path
+    state.meta["seconds_total"] = round(sum(state.meta["seconds_per_scale"]), 2)
+    save_discriminators(out, [s.D.cpu().eval() for s in state.scales], state.meta)
+    return out
+
+
+# --------------------------------------------------------------------------- set-up
+def _seed_array(seed_image: str | np.ndarray) -> tuple[np.ndarray, str]:
+    if not isinstance(seed_image, np.ndarray):
+        return load_seed(str(seed_image))
+    img = seed_image.astype(np.float32)
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise ValueError(f"seed_image array must be H x W x 3, got {img.shape}")
+    return img, "array"
+
+
+def _initial_meta(cfg: SinGANConfig, img: np.ndarray, seed_desc: str, sizes) -> dict:
+    """The weight file's metadata, as far as it is known before training."""
+    try:
+        task = mdf_task(cfg.task)
+    except ValueError:  # a distortion plugged into DISTORTIONS, not a restoration task
+        task = None
+    return {
+        "task": task,
         "distortion": cfg.task,
         "seed_image": seed_desc,
         "seed_image_sha256": image_sha256(img),
@@ -397,135 +162,65 @@ def train_mdf(
         "seconds_per_scale": [],
     }
 
-    scales: list[_Scale] = []
-    if resume:
-        if not state_path.is_file():
-            raise ValueError(f"--resume: no checkpoint at {state_path}")
-        scales, saved_meta = _load_state(state_path, cfg)
-        if saved_meta.get("seed_image_sha256") != meta["seed_image_sha256"]:
-            raise ValueError(f"cannot resume {state_path}: it was trained on another seed image")
-        meta = saved_meta
-        logger.info("resuming after scale %d of %d", len(scales) - 1, len(sizes))
-    elif log_path.exists():
-        log_path.unlink()
 
-    new_log = not log_path.exists()
-    with open(log_path, "a", newline="") as fh:
-        writer = csv.writer(fh)
-        if new_log:
-            writer.writerow(["scale", "iteration", "d_loss", "g_adv", "rec_mse", "gp", "seconds"])
-        for k in range(len(scales), len(sizes)):
-            t0 = time.time()
-            scales.append(_train_scale(k, scales, reals, sizes, cfg, writer, progress, workdir))
-            meta["seconds_per_scale"].append(round(time.time() - t0, 2))
-            fh.flush()
-            _save_state(state_path, scales, cfg, meta)
-            if stop_after_scale is not None and k >= stop_after_scale and k < len(sizes) - 1:
-                return state_path
-    discs = [s.D.cpu().eval() for s in scales]
-    meta["seconds_total"] = round(sum(meta["seconds_per_scale"]), 2)
-    save_discriminators(out, discs, meta)
-    return out
+def _resumed(state_path: Path, cfg: SinGANConfig, meta: dict, n_scales: int) -> TrainState:
+    if not state_path.is_file():
+        raise ValueError(f"--resume: no checkpoint at {state_path}")
+    state = TrainState.load(state_path, cfg)
+    if state.meta.get("seed_image_sha256") != meta["seed_image_sha256"]:
+        raise ValueError(f"cannot resume {state_path}: it was trained on another seed image")
+    logger.info("resuming after scale %d of %d", len(state.scales) - 1, n_scales)
+    return state
 
 
-def _train_scale(k, scales, reals, sizes, cfg: SinGANConfig, writer, progress, workdir) -> _Scale:
-    torch.manual_seed(cfg.seed * 1000 + k)
-    gen = torch.Generator().manual_seed(cfg.seed * 1000 + k)
-    rng = np.random.default_rng([cfg.seed, k])
-    device = torch.device(cfg.device)
-    real = reals[k]
-    ch = singan_channels(k, cfg.nfc, cfg.max_channels)
-    # built and initialised on the CPU (``gen`` is a CPU generator), then moved: the same
-    # initial weights on every device
-    G, D = Generator(ch, cfg.num_layers), Discriminator(ch, num_layers=cfg.num_layers)
-    init_singan_weights(G, generator=gen)
-    init_singan_weights(D, generator=gen)
-    G, D = G.to(device), D.to(device)
-    if cfg.warm_start and scales and scales[-1].D.channels == ch:
-        G.load_state_dict(scales[-1].G.state_dict())
-        D.load_state_dict(scales[-1].D.state_dict())
-    for prev in scales:
-        prev.G.eval()
-        for p in prev.G.parameters():
-            p.requires_grad_(False)
+# --------------------------------------------------------------------------- one scale
+@dataclass
+class _ScaleRun:
+    """Scale ``k`` in training: the seed at this scale, the finished coarser scales and the
+    random sources, all derived from ``(cfg.seed, k)``."""
 
-    z_opt = (
-        torch.randn(1, 3, *sizes[0], generator=gen).to(device)
-        if k == 0
-        else torch.zeros(1, 3, *sizes[k], device=device)
-    )
-    if k == 0:
-        noise_amp = 1.0
-    else:
-        with torch.no_grad():
-            rec_prev = _generate(scales, sizes, cfg, rng, True, gen)
-            base_rec = _upsample(rec_prev, sizes[k])
-        noise_amp = cfg.noise_amp_init * float(torch.sqrt(F.mse_loss(base_rec, real)))
+    k: int
+    cfg: SinGANConfig
+    scales: list[Scale]
+    sizes: list
+    real: torch.Tensor
+    gen: torch.Generator
+    rng: np.random.Generator
 
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
-    milestone = [max(1, int(cfg.lr_decay_at * cfg.iterations))]
-    sch_d = torch.optim.lr_scheduler.MultiStepLR(opt_d, milestone, gamma=0.1)
-    sch_g = torch.optim.lr_scheduler.MultiStepLR(opt_g, milestone, gamma=0.1)
-    distort = DISTORTIONS[cfg.task]
-    zeros = torch.zeros(1, 3, *sizes[k], device=device)
+    @classmethod
+    def start(cls, k, scales, reals, sizes, cfg: SinGANConfig) -> _ScaleRun:
+        torch.manual_seed(cfg.seed * 1000 + k)
+        gen = torch.Generator().manual_seed(cfg.seed * 1000 + k)
+        return cls(k, cfg, scales, sizes, reals[k], gen, np.random.default_rng([cfg.seed, k]))
 
-    def fake_inputs():
-        """(noise, base) of a random sample and of the reconstruction at this scale."""
-        if k == 0:
-            return (
-                torch.randn(1, 3, *sizes[0], generator=gen).to(device) * noise_amp,
-                zeros,
-                z_opt * noise_amp,
-                zeros,
-            )
-        with torch.no_grad():
-            prev = _generate(scales, sizes, cfg, rng, False, gen)
-            base = distort(_upsample(prev, sizes[k]), rng)
-            base_rec = distort(
-                _upsample(_generate(scales, sizes, cfg, rng, True, gen), sizes[k]), rng
-            )
-        return torch.zeros_like(base), base, torch.zeros_like(base_rec), base_rec
+    @property
+    def device(self) -> torch.device:
+        return torch.device(self.cfg.device)
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    def noise(self, hw) -> torch.Tensor:
+        """Standard normal noise of size ``hw`` from this scale's generator, on the device."""
+        return torch.randn(1, 3, *hw, generator=self.gen).to(self.device)
 
-        bar = tqdm(
-            total=cfg.iterations,
-            desc=f"scale {k + 1}/{len(sizes)} {sizes[k][0]}x{sizes[k][1]}",
-            unit="it",
-            leave=True,
-        )
+    def coarser(self, reconstruct: bool) -> torch.Tensor:
+        """A sample (or the reconstruction) of the finished scales, upsampled to this scale."""
+        x = generate(self.scales, self.sizes, self.cfg, self.rng, reconstruct, self.gen)
+        return upsample(x, self.sizes[self.k])
+
+
+def _train_scale(run: _ScaleRun, writer, progress: bool, workdir: Path) -> Scale:
+    """Train G_k and D_k adversarially (the coarser scales frozen), log, save samples."""
+    G, D = _new_networks(run)
+    _freeze(*(s.G for s in run.scales))
+    z_opt, noise_amp = _reconstruction_noise(run)
+    steps = _AdversarialSteps(G, D, run)
+    bar = _progress_bar(run) if progress else None
     t_start = time.time()
-    for it in range(cfg.iterations):
-        noise, base, noise_rec, base_rec = fake_inputs()
-        for _ in range(cfg.d_steps):
-            opt_d.zero_grad(set_to_none=True)
-            fake = G(noise, base).detach()
-            gp = _gradient_penalty(D, real, fake, gen)
-            d_loss = -D(real).mean() + D(fake).mean() + cfg.gp_weight * gp
-            d_loss.backward()
-            opt_d.step()
-        for _ in range(cfg.g_steps):
-            opt_g.zero_grad(set_to_none=True)
-            g_adv = -D(G(noise, base)).mean()
-            rec = F.mse_loss(G(noise_rec, base_rec), real)
-            (g_adv + cfg.alpha * rec).backward()
-            opt_g.step()
-        sch_d.step()
-        sch_g.step()
-        if it % 10 == 0 or it == cfg.iterations - 1:
+    for it in range(run.cfg.iterations):
+        d_loss, g_adv, rec, gp = steps.iteration(*_fake_inputs(run, z_opt, noise_amp))
+        if it % 10 == 0 or it == run.cfg.iterations - 1:
+            losses = f"{d_loss.item():.5f}", f"{g_adv.item():.5f}", f"{rec.item():.6f}"
             writer.writerow(
-                [
-                    k,
-                    it,
-                    f"{d_loss.item():.5f}",
-                    f"{g_adv.item():.5f}",
-                    f"{rec.item():.6f}",
-                    f"{gp.item():.5f}",
-                    f"{time.time() - t_start:.2f}",
-                ]
+                [run.k, it, *losses, f"{gp.item():.5f}", f"{time.time() - t_start:.2f}"]
             )
         if bar is not None:
             bar.set_postfix(
@@ -534,13 +229,126 @@ def _train_scale(k, scales, reals, sizes, cfg: SinGANConfig, writer, progress, w
             bar.update(1)
     if bar is not None:
         bar.close()
-    G.eval()
-    D.eval()
-    for p in list(G.parameters()) + list(D.parameters()):
-        p.requires_grad_(False)
-    done = _Scale(G, D, noise_amp, z_opt)
-    with torch.no_grad():
-        rec = _generate(scales + [done], sizes, cfg, rng, True, gen)
-        samples = [_generate(scales + [done], sizes, cfg, rng, False, gen) for _ in range(3)]
-    _save_samples(workdir / f"samples_scale{k}.png", real, rec, samples)
+    _freeze(G, D)
+    done = Scale(G, D, noise_amp, z_opt)
+    _save_samples(workdir / f"samples_scale{run.k}.png", run, done)
     return done
+
+
+def _new_networks(run: _ScaleRun) -> tuple[Generator, Discriminator]:
+    """G_k and D_k: SinGAN-initialised, or the previous scale's weights when the channel count
+    is unchanged (``warm_start``)."""
+    cfg = run.cfg
+    ch = singan_channels(run.k, cfg.nfc, cfg.max_channels)
+    # built and initialised on the CPU (``gen`` is a CPU generator), then moved: the same
+    # initial weights on every device
+    G, D = Generator(ch, cfg.num_layers), Discriminator(ch, num_layers=cfg.num_layers)
+    init_singan_weights(G, generator=run.gen)
+    init_singan_weights(D, generator=run.gen)
+    G, D = G.to(run.device), D.to(run.device)
+    if cfg.warm_start and run.scales and run.scales[-1].D.channels == ch:
+        G.load_state_dict(run.scales[-1].G.state_dict())
+        D.load_state_dict(run.scales[-1].D.state_dict())
+    return G, D
+
+
+def _freeze(*modules: torch.nn.Module) -> None:
+    for m in modules:
+        m.eval()
+        m.requires_grad_(False)
+
+
+def _reconstruction_noise(run: _ScaleRun) -> tuple[torch.Tensor, float]:
+    """The fixed noise of the reconstruction path (random at the coarsest scale, zero above)
+    and the amplitude of the input noise (SinGAN: ``noise_amp_init`` x the RMSE of the
+    upsampled reconstruction against the seed; 1 at the coarsest scale)."""
+    if run.k == 0:
+        return run.noise(run.sizes[0]), 1.0
+    z_opt = torch.zeros(1, 3, *run.sizes[run.k], device=run.device)
+    with torch.no_grad():
+        base_rec = run.coarser(reconstruct=True)
+    return z_opt, run.cfg.noise_amp_init * float(torch.sqrt(F.mse_loss(base_rec, run.real)))
+
+
+def _fake_inputs(run: _ScaleRun, z_opt: torch.Tensor, noise_amp: float):
+    """(noise, base) of a random sample and of the reconstruction at this scale."""
+    if run.k == 0:
+        zeros = torch.zeros(1, 3, *run.sizes[0], device=run.device)
+        return run.noise(run.sizes[0]) * noise_amp, zeros, z_opt * noise_amp, zeros
+    distort = DISTORTIONS[run.cfg.task]
+    with torch.no_grad():
+        base = distort(run.coarser(reconstruct=False), run.rng)
+        base_rec = distort(run.coarser(reconstruct=True), run.rng)
+    return torch.zeros_like(base), base, torch.zeros_like(base_rec), base_rec
+
+
+class _AdversarialSteps:
+    """One iteration of WGAN-GP: ``d_steps`` critic steps, then ``g_steps`` generator steps
+    (adversarial term + alpha x reconstruction MSE); Adam, learning rate x0.1 at
+    ``lr_decay_at`` of the iterations."""
+
+    def __init__(self, G: Generator, D: Discriminator, run: _ScaleRun):
+        cfg = run.cfg
+        self.G, self.D, self.run, self.cfg = G, D, run, cfg
+        betas = (cfg.beta1, cfg.beta2)
+        self.opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=betas)
+        self.opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=betas)
+        milestone = [max(1, int(cfg.lr_decay_at * cfg.iterations))]
+        self.schedulers = [
+            torch.optim.lr_scheduler.MultiStepLR(opt, milestone, gamma=0.1)
+            for opt in (self.opt_d, self.opt_g)
+        ]
+
+    def iteration(self, noise, base, noise_rec, base_rec) -> tuple[torch.Tensor, ...]:
+        """Run one iteration; returns the last steps' (critic loss, generator adversarial term,
+        reconstruction MSE, gradient penalty) as 0-d tensors."""
+        G, D, real, cfg = self.G, self.D, self.run.real, self.cfg
+        for _ in range(cfg.d_steps):
+            self.opt_d.zero_grad(set_to_none=True)
+            fake = G(noise, base).detach()
+            gp = _gradient_penalty(D, real, fake, self.run.gen)
+            d_loss = -D(real).mean() + D(fake).mean() + cfg.gp_weight * gp
+            d_loss.backward()
+            self.opt_d.step()
+        for _ in range(cfg.g_steps):
+            self.opt_g.zero_grad(set_to_none=True)
+            g_adv = -D(G(noise, base)).mean()
+            rec = F.mse_loss(G(noise_rec, base_rec), real)
+            (g_adv + cfg.alpha * rec).backward()
+            self.opt_g.step()
+        for s in self.schedulers:
+            s.step()
+        return d_loss.detach(), g_adv.detach(), rec.detach(), gp.detach()
+
+
+def _gradient_penalty(D: torch.nn.Module, real, fake, gen: torch.Generator) -> torch.Tensor:
+    """WGAN-GP: ``(|grad D(mix)|_2 - 1)^2`` at a random mix of the real and the fake image."""
+    a = torch.rand(1, 1, 1, 1, generator=gen).to(real.device)
+    mix = (a * real + (1 - a) * fake).requires_grad_(True)
+    out = D(mix)
+    (grad,) = torch.autograd.grad(out.sum(), mix, create_graph=True)
+    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+def _progress_bar(run: _ScaleRun):
+    from tqdm.auto import tqdm
+
+    h, w = run.sizes[run.k]
+    desc = f"scale {run.k + 1}/{len(run.sizes)} {h}x{w}"
+    return tqdm(total=run.cfg.iterations, desc=desc, unit="it", leave=True)
+
+
+def _save_samples(path: Path, run: _ScaleRun, done: Scale) -> None:
+    """A PNG strip, written atomically: seed at this scale | reconstruction | 3 random samples."""
+    from PIL import Image
+
+    scales = run.scales + [done]
+    with torch.no_grad():
+        rec = generate(scales, run.sizes, run.cfg, run.rng, True, run.gen)
+        samples = [generate(scales, run.sizes, run.cfg, run.rng, False, run.gen) for _ in range(3)]
+    tiles = [run.real, rec] + samples
+    arr = torch.cat(
+        [((t[0].detach().cpu().clamp(-1, 1) + 1) * 127.5).round() for t in tiles], dim=2
+    )
+    with atomic_open(path, fsync=False) as f:
+        Image.fromarray(arr.permute(1, 2, 0).numpy().astype(np.uint8)).save(f, format="PNG")

@@ -16,9 +16,8 @@ the mean over the 'valid' SSIM map (no padding).
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from metrics._utils import _check_reduction, _reduce, _validate_input
+from metrics._utils import FunctionModule, _reduce, _validate_input, takes_options_of
 from metrics.functional.filters import (
     filter_valid,
     gaussian_kernel1d,
@@ -52,9 +51,23 @@ def _matlab_box_downsample(x: torch.Tensor, f: int) -> torch.Tensor:
     return x[..., ::f, ::f]
 
 
-def _preprocess(x, y, *, data_range, matlab, color, downsample):
+def _check_color(color: str) -> None:
     if color not in _COLORS:
         raise ValueError(f"color must be one of {_COLORS}, got {color!r}")
+
+
+def _prepare(x, y, name, *, data_range, kernel_size, matlab, color, downsample, **_window):
+    """Validate the pair, refuse gradients through the 8-bit MATLAB mode, convert half
+    precisions to float32 and apply the colour conversion and downsampling."""
+    _validate_input(x, y, data_range=data_range, min_size=kernel_size, name=name)
+    if matlab and torch.is_grad_enabled() and (x.requires_grad or y.requires_grad):
+        raise ValueError(
+            f"{name}: matlab=True rounds the images to 8 bits (Wang's recipe, for reporting), "
+            "so its gradient is zero everywhere; use matlab=False as a training loss, or "
+            "compute the reporting value under torch.no_grad()"
+        )
+    _check_color(color)
+    x, y = x.to(_work_dtype(x)), y.to(_work_dtype(y))
     if matlab and color == "rgb":
         color = "grey"
     if x.shape[1] == 3 and color == "grey":
@@ -114,7 +127,9 @@ def ssim(
     Args:
         x, y: (N, C, H, W) tensors with C = 1 or 3, values in ``[0, data_range]``.
         data_range: L, the dynamic range of the images (1 for [0, 1] images).
-        matlab: Wang's ``ssim_index.m`` recipe: grey by ``rgb2gray`` rounded to 8 bits.
+        matlab: Wang's ``ssim_index.m`` recipe: grey by ``rgb2gray`` rounded to 8 bits. For
+            reporting only: the rounding has a zero gradient, so an input that requires a
+            gradient (with autograd on) raises ``ValueError``.
         color: ``"rgb"`` (per channel), ``"grey"`` (``rgb2gray``) or ``"y"`` (BT.601 luma).
         downsample: ``"auto"`` for ``ssim.m``'s ``max(1, round(min(H, W) / 256))`` box
             downsampling; ``False`` (default) for none.
@@ -131,12 +146,11 @@ def ssim(
     >>> ssim(x, x).tolist()
     [1.0, 1.0]
     """
-    _validate_input(x, y, data_range=data_range, min_size=kernel_size, name="ssim")
     dt = x.dtype
-    x, y = x.to(_work_dtype(x)), y.to(_work_dtype(y))
-    x, y = _preprocess(
-        x, y, data_range=data_range, matlab=matlab, color=color, downsample=downsample
-    )
+    x, y = _prepare(
+        x, y, "ssim", data_range=data_range, kernel_size=kernel_size, matlab=matlab,
+        color=color, downsample=downsample,
+    )  # fmt: skip
     if min(x.shape[-2:]) < kernel_size:
         raise ValueError(
             f"ssim: image of {x.shape[-2]}x{x.shape[-1]} after downsampling is smaller than the "
@@ -147,13 +161,25 @@ def ssim(
     return _reduce(s.mean(1).to(dt), reduction)
 
 
+def ms_ssim_min_side(scales: int, kernel_size: int = 11) -> int:
+    """Shortest image side (px) on which MS-SSIM can use ``scales`` scales.
+
+    Each scale halves the previous one, rounding up (``msssim.m``'s 'same' filtering, then every
+    second pixel), so scale m (1-based) has side ``ceil(side / 2^(m-1))``, and the coarsest must
+    hold the ``kernel_size`` window: ``side >= (kernel_size - 1) * 2^(scales-1) + 1``. With
+    window 11: 161 px for 5 scales, 81 for 4, 41 for 3, 21 for 2, 11 for 1.
+    """
+    return (kernel_size - 1) * 2 ** (scales - 1) + 1
+
+
 def ms_ssim_levels(height: int, width: int, kernel_size: int = 11, scales: int = 5) -> int:
     """Number of MS-SSIM scales usable on an image of ``height`` x ``width`` pixels.
 
     Rule for small images (documented, never a crash mid-training): the largest
     ``m <= scales`` such that the coarsest scale (side ``ceil(side / 2^(m-1))``) still holds the
-    ``kernel_size`` window; the first ``m`` weights are then renormalised to sum to 1. With
-    window 11: >= 176 px -> 5 scales, 96 px -> 4, 48 px -> 3, 40 px -> 2, 11..20 px -> 1.
+    ``kernel_size`` window, i.e. ``min(height, width) >= ms_ssim_min_side(m, kernel_size)``;
+    the first ``m`` weights are then renormalised to sum to 1. With window 11: >= 161 px -> 5
+    scales, 81..160 px -> 4, 41..80 px -> 3, 21..40 px -> 2, 11..20 px -> 1.
 
     Raises:
         ValueError: the image is smaller than one window.
@@ -170,20 +196,15 @@ def ms_ssim_levels(height: int, width: int, kernel_size: int = 11, scales: int =
     return m
 
 
+@takes_options_of(ssim, exclude=("downsample",))
 def ms_ssim(
     x: torch.Tensor,
     y: torch.Tensor,
     *,
-    data_range: float = 1.0,
-    kernel_size: int = 11,
-    sigma: float = 1.5,
-    k1: float = 0.01,
-    k2: float = 0.03,
     weights: tuple[float, ...] = MS_SSIM_WEIGHTS,
-    matlab: bool = False,
-    color: str = "rgb",
     small_images: str = "reduce",
     reduction: str = "none",
+    **options,
 ) -> torch.Tensor:
     r"""Multi-scale SSIM of ``x`` against the reference ``y``.
 
@@ -196,9 +217,11 @@ def ms_ssim(
     would give complex values in MATLAB and NaN here).
 
     Args:
+        weights: the scale weights w_1..w_M.
         small_images: ``"reduce"`` (default) uses fewer scales on small images, see
             :func:`ms_ssim_levels`; ``"error"`` raises instead.
-        Others as :func:`ssim`.
+        options: those of :func:`ssim` (``data_range``, ``kernel_size``, ``sigma``, ``k1``,
+            ``k2``, ``matlab``, ``color``) with its defaults; no ``downsample``.
 
     Returns:
         MS-SSIM in [0, 1], higher is better; shape (N,) with ``reduction="none"``.
@@ -208,112 +231,70 @@ def ms_ssim(
         assessment", 37th Asilomar Conference on Signals, Systems and Computers, 2003,
         doi:10.1109/ACSSC.2003.1292216.
     """
-    _validate_input(x, y, data_range=data_range, min_size=kernel_size, name="ms_ssim")
     if small_images not in ("reduce", "error"):
         raise ValueError(f"small_images must be 'reduce' or 'error', got {small_images!r}")
-    dt = x.dtype
-    x, y = x.to(_work_dtype(x)), y.to(_work_dtype(y))
-    x, y = _preprocess(x, y, data_range=data_range, matlab=matlab, color=color, downsample=False)
+    dt, kernel_size = x.dtype, options["kernel_size"]
+    x, y = _prepare(x, y, "ms_ssim", downsample=False, **options)
     levels = ms_ssim_levels(x.shape[-2], x.shape[-1], kernel_size, len(weights))
     if levels < len(weights) and small_images == "error":
         raise ValueError(
             f"ms_ssim: {len(weights)} scales need images of at least "
-            f"{kernel_size * 2 ** (len(weights) - 1)} px, got {x.shape[-2]}x{x.shape[-1]}"
+            f"{ms_ssim_min_side(len(weights), kernel_size)} px on the shorter side, "
+            f"got {x.shape[-2]}x{x.shape[-1]}"
         )
     w = torch.tensor(weights[:levels], dtype=x.dtype, device=x.device)
     if levels < len(weights):
         w = w / w.sum()  # the published 5 weights sum to 1.0001 and are used as they are
-    kernel = gaussian_kernel1d(kernel_size, sigma, dtype=x.dtype, device=x.device)
+    kernel = gaussian_kernel1d(kernel_size, options["sigma"], dtype=x.dtype, device=x.device)
     out = torch.ones(x.shape[:2], dtype=x.dtype, device=x.device)
     for j in range(levels):
         if j > 0:
             x, y = matlab_downsample2(x), matlab_downsample2(y)
-        s, cs = _ssim_cs(x, y, kernel, data_range, k1, k2)
+        s, cs = _ssim_cs(x, y, kernel, options["data_range"], options["k1"], options["k2"])
         term = s if j == levels - 1 else cs
         out = out * term.clamp(min=0) ** w[j]
     return _reduce(out.mean(1).to(dt), reduction)
 
 
-class SSIMLoss(nn.Module):
+class _SimilarityModule(FunctionModule):
+    """Module form of a similarity (SSIM, MS-SSIM): ``1 - value`` as a loss (``as_loss``, lower
+    is better) or the value as a metric (higher is better). Options are checked at
+    construction, not at the first training step."""
+
+    def __init__(self, *, as_loss: bool = True, reduction: str = "none", **options):
+        super().__init__(reduction=reduction, **options)
+        opts = self.options
+        gaussian_kernel1d(opts["kernel_size"], opts["sigma"])
+        _check_color(opts["color"])
+        if as_loss and opts["matlab"]:
+            raise ValueError(
+                f"{type(self).__name__}: matlab=True (8-bit rounding, zero gradient) is for "
+                "reporting: use as_loss=False, or matlab=False for a training loss"
+            )
+        self.as_loss = as_loss
+        self.lower_better = as_loss
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``1 - value`` (loss) or the value (metric) per image, then reduced."""
+        s = self.function(x, y, **self.options)
+        return _reduce(1 - s if self.as_loss else s, self.reduction)
+
+
+class SSIMLoss(_SimilarityModule):
     """SSIM as a loss (``1 - SSIM``, lower is better) or, with ``as_loss=False``, as a metric
-    (SSIM, higher is better). Options as :func:`ssim`."""
+    (SSIM, higher is better). Options as :func:`ssim`; ``matlab=True`` needs
+    ``as_loss=False``."""
 
-    def __init__(
-        self,
-        *,
-        as_loss: bool = True,
-        reduction: str = "none",
-        data_range: float = 1.0,
-        kernel_size: int = 11,
-        sigma: float = 1.5,
-        k1: float = 0.01,
-        k2: float = 0.03,
-        matlab: bool = False,
-        color: str = "rgb",
-        downsample: bool | str = False,
-    ):
-        super().__init__()
-        # Fail at construction, not at the first training step.
-        gaussian_kernel1d(kernel_size, sigma)
-        if color not in _COLORS:
-            raise ValueError(f"color must be one of {_COLORS}, got {color!r}")
-        self.reduction = _check_reduction(reduction)
-        self.as_loss = as_loss
-        self.lower_better = as_loss
-        self.options = {
-            "data_range": data_range,
-            "kernel_size": kernel_size,
-            "sigma": sigma,
-            "k1": k1,
-            "k2": k2,
-            "matlab": matlab,
-            "color": color,
-            "downsample": downsample,
-        }
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        s = ssim(x, y, **self.options)
-        return _reduce(1 - s if self.as_loss else s, self.reduction)
+    function = staticmethod(ssim)
 
 
-class MSSSIMLoss(nn.Module):
+class MSSSIMLoss(_SimilarityModule):
     """MS-SSIM as a loss (``1 - MS-SSIM``) or, with ``as_loss=False``, as a metric.
-    Options as :func:`ms_ssim`; small images use fewer scales (:func:`ms_ssim_levels`)."""
+    Options as :func:`ms_ssim`; small images use fewer scales (:func:`ms_ssim_levels`);
+    ``matlab=True`` needs ``as_loss=False``."""
 
-    def __init__(
-        self,
-        *,
-        as_loss: bool = True,
-        reduction: str = "none",
-        data_range: float = 1.0,
-        kernel_size: int = 11,
-        sigma: float = 1.5,
-        k1: float = 0.01,
-        k2: float = 0.03,
-        weights: tuple[float, ...] = MS_SSIM_WEIGHTS,
-        matlab: bool = False,
-        color: str = "rgb",
-        small_images: str = "reduce",
-    ):
-        super().__init__()
-        gaussian_kernel1d(kernel_size, sigma)
-        if color not in _COLORS:
-            raise ValueError(f"color must be one of {_COLORS}, got {color!r}")
-        self.reduction = _check_reduction(reduction)
-        self.as_loss = as_loss
-        self.lower_better = as_loss
-        self.options = {
-            "data_range": data_range,
-            "kernel_size": kernel_size,
-            "sigma": sigma,
-            "k1": k1,
-            "k2": k2,
-            "weights": tuple(weights),
-            "matlab": matlab,
-            "color": color,
-            "small_images": small_images,
-        }
+    function = staticmethod(ms_ssim)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        s = ms_ssim(x, y, **self.options)
-        return _reduce(1 - s if self.as_loss else s, self.reduction)
+    def __init__(self, *, as_loss: bool = True, reduction: str = "none", **options):
+        super().__init__(as_loss=as_loss, reduction=reduction, **options)
+        self.options["weights"] = tuple(self.options["weights"])

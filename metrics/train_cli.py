@@ -6,13 +6,15 @@ from pathlib import Path
 
 import click
 
+from scaling.contracts.tasks import ALIASES, TASKS
+
 
 @click.command("train-mdf")
 @click.option(
     "--task",
-    type=click.Choice(["sisr", "denoise", "jpeg"]),
+    type=click.Choice([*TASKS, *ALIASES]),
     required=True,
-    help="Restoration task whose distortion the discriminators learn to spot.",
+    help="Restoration task whose distortion the discriminators learn to spot (sr = sisr).",
 )
 @click.option(
     "--seed-image",
@@ -77,17 +79,12 @@ def train_mdf_command(
     """
     import torch
 
-    from .singan import preset, train_mdf
+    from metrics.singan import preset, train_mdf
 
     if threads:
         torch.set_num_threads(threads)
-    overrides = {
-        k: v
-        for k, v in dict(
-            iterations=iterations, max_size=max_size, pyramid=pyramid, alpha=alpha
-        ).items()
-        if v is not None
-    }
+    given = {"iterations": iterations, "max_size": max_size, "pyramid": pyramid, "alpha": alpha}
+    overrides = {k: v for k, v in given.items() if v is not None}
     try:
         cfg = preset(preset_name, task=task, seed=seed, device=device, **overrides)
         path = train_mdf(seed_image, cfg, out, workdir=workdir, resume=resume, progress=True)

@@ -7,8 +7,9 @@ import os
 import torch
 from torch import nn
 
-from metrics._pretrained import build_features
+from metrics._pretrained import build_features, warn_random_trunk
 from metrics._utils import _check_reduction, _reduce, _to_rgb, _validate_input
+from metrics.pixel import with_pixel_term
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -34,7 +35,9 @@ def vgg_layer_names(features: nn.Sequential) -> list[str]:
 
 class VGGFeatures(nn.Module):
     """Frozen VGG16/19 trunk up to the deepest requested layer, returning the requested
-    activations of ImageNet-normalised [0, 1] RGB input (grey is repeated to RGB)."""
+    activations of ImageNet-normalised [0, 1] RGB input (grey is repeated to RGB).
+    ``pretrained=False`` (random weights) warns with
+    :class:`metrics._pretrained.RandomWeightsWarning`."""
 
     def __init__(
         self,
@@ -46,6 +49,8 @@ class VGGFeatures(nn.Module):
         if arch not in ("vgg16", "vgg19"):
             raise ValueError(f"arch must be 'vgg16' or 'vgg19', got {arch!r}")
         features = build_features(arch, pretrained)
+        if pretrained is False:
+            warn_random_trunk(f"{arch} features")
         names = vgg_layer_names(features)
         layers = tuple(layers)
         if not layers:
@@ -127,6 +132,4 @@ class VGGLoss(nn.Module):
             fys = self.trunk(y)
         fxs = self.trunk(x)
         val = sum(((fx - fy) ** 2).mean((1, 2, 3)) for fx, fy in zip(fxs, fys)) * self.weight
-        if self.l2_weight:
-            val = val + self.l2_weight * ((x - y) ** 2).mean((1, 2, 3))
-        return _reduce(val, self.reduction)
+        return _reduce(with_pixel_term(val, x, y, self.l2_weight, "l2"), self.reduction)

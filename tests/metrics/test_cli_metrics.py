@@ -9,7 +9,8 @@ import torch
 from click.testing import CliRunner
 
 from experiments.cli import main
-from metrics.mdf import load_discriminators
+from metrics.mdf_weights import load_discriminators
+from scaling.contracts.tasks import ALIASES, TASKS
 
 MDF_REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "mdf"
 
@@ -27,6 +28,25 @@ def test_convert_mdf_refuses_a_foreign_file(tmp_path):
     res = CliRunner().invoke(main, ["metrics", "convert-mdf", str(bad), str(tmp_path / "o.pt")])
     assert res.exit_code != 0 and "not a legacy MDF discriminator file" in res.output
     assert not (tmp_path / "o.pt").exists()
+
+
+@pytest.mark.parametrize("name", ["sr", "sisr"])
+def test_convert_mdf_accepts_the_task_contract_names(name, tmp_path, write_legacy):
+    src, dst = tmp_path / "Ds_FAKE.pth", tmp_path / "fake.pt"
+    write_legacy(src)
+    res = CliRunner().invoke(main, ["metrics", "convert-mdf", str(src), str(dst), "--task", name])
+    assert res.exit_code == 0, res.output
+    assert "2 discriminators (channels 4,8), task=sisr" in res.output
+    assert load_discriminators(dst)[1]["task"] == "sisr"
+
+
+@pytest.mark.parametrize("command", ["convert-mdf", "train-mdf"])
+def test_task_choices_come_from_the_task_contract(command, tmp_path):
+    (tmp_path / "a.pth").write_bytes(b"x")
+    args = [str(tmp_path / "a.pth"), str(tmp_path / "o.pt")] if command == "convert-mdf" else []
+    res = CliRunner().invoke(main, ["metrics", command, *args, "--task", "deblur"])
+    assert res.exit_code == 2 and "'deblur' is not one of" in res.output
+    assert all(f"'{name}'" in res.output for name in (*TASKS, *ALIASES))
 
 
 @pytest.mark.skipif(not MDF_REFERENCE.is_dir(), reason=f"no authors' weights in {MDF_REFERENCE}")

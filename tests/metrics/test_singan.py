@@ -1,10 +1,13 @@
 """MDF Phase 1 (SinGAN-style trainer): tiny end-to-end runs, resume, distortions, seeds."""
 
+import itertools
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 import torch
 
-from metrics.mdf import load_discriminators
+from metrics.mdf_weights import load_discriminators
 from metrics.seeds import (
     contrast_rings,
     image_sha256,
@@ -15,15 +18,18 @@ from metrics.seeds import (
 )
 from metrics.singan import (
     DISTORTIONS,
+    PRESETS,
     SinGANConfig,
+    TrainState,
     build_pyramid,
     distort_jpeg,
     distort_noise,
-    jpeg_roundtrip,
     preset,
     pyramid_sizes,
     train_mdf,
 )
+from metrics.singan_config import preset_name
+from scaling.contracts.jpeg import jpeg_roundtrip
 
 
 @pytest.fixture(autouse=True)
@@ -58,8 +64,19 @@ def test_tiny_training_end_to_end_writes_loadable_weights(tmp_path):
 def test_resume_after_interruption_continues_exactly(tmp_path):
     cfg = preset("tiny", task="jpeg")
     full = train_mdf(small_seed(), cfg, tmp_path / "full.pt", progress=False)
-    part = train_mdf(small_seed(), cfg, tmp_path / "part.pt", progress=False, stop_after_scale=0)
+    seen = []
+
+    def stop_after_first(scale, state):
+        seen.append((scale, len(state.scales), state.meta["task"]))
+        return True
+
+    part = train_mdf(
+        small_seed(), cfg, tmp_path / "part.pt", progress=False, on_scale_end=stop_after_first
+    )
     assert part.name == "state.pt" and not (tmp_path / "part.pt").exists()
+    assert seen == [(0, 1, "jpeg")]
+    state = TrainState.load(part, cfg)  # what the callback saw is what the checkpoint holds
+    assert len(state.scales) == 1 and state.meta["seconds_per_scale"]
     resumed = train_mdf(small_seed(), cfg, tmp_path / "part.pt", resume=True, progress=False)
     a, _ = load_discriminators(full)
     b, _ = load_discriminators(resumed)
@@ -71,7 +88,7 @@ def test_resume_after_interruption_continues_exactly(tmp_path):
 
 def test_resume_refuses_other_settings_or_seed(tmp_path):
     cfg = preset("tiny", task="sisr")
-    train_mdf(small_seed(), cfg, tmp_path / "w.pt", progress=False, stop_after_scale=0)
+    train_mdf(small_seed(), cfg, tmp_path / "w.pt", progress=False, on_scale_end=lambda k, s: True)
     with pytest.raises(ValueError, match="other settings"):
         train_mdf(
             small_seed(),
@@ -84,6 +101,27 @@ def test_resume_refuses_other_settings_or_seed(tmp_path):
         train_mdf(small_seed()[::-1].copy(), cfg, tmp_path / "w.pt", resume=True, progress=False)
     with pytest.raises(ValueError, match="no checkpoint"):
         train_mdf(small_seed(), cfg, tmp_path / "other.pt", resume=True, progress=False)
+
+
+def test_scale_callback_sees_every_scale_and_cannot_skip_the_weights(tmp_path):
+    cfg = preset("tiny", task="sr")  # the task contract's name; files use MDF's ("sisr")
+    seen = []
+    out = train_mdf(
+        small_seed(), cfg, tmp_path / "w.pt", progress=False,
+        on_scale_end=lambda k, state: seen.append(k) or k == len(state.meta["pyramid"]) - 1,
+    )  # fmt: skip
+    n = len(pyramid_sizes(64, 64, cfg))
+    assert seen == list(range(n)) and out == tmp_path / "w.pt"  # True after the last: written
+    assert load_discriminators(out)[1]["task"] == "sisr" and cfg.task == "sisr"
+    assert not list((tmp_path / "w_work").glob(".*.tmp"))  # atomic writes left no temp file
+
+
+def test_presets_are_recognised_from_a_recorded_configuration():
+    for name in PRESETS:
+        assert preset_name(asdict(preset(name, task="jpeg", seed=3, device="cuda"))) == name
+    assert preset_name(asdict(preset("quick", iterations=201))) == "custom"
+    assert preset_name(asdict(SinGANConfig())) == "paper"  # the paper's preset is the defaults
+    assert preset_name(None) is None
 
 
 def test_noise_distortion_has_the_requested_level():
@@ -168,4 +206,4 @@ def test_trained_loss_is_zero_for_identical_images_and_grows_with_its_distortion
     gen = torch.Generator().manual_seed(0)
     noise = torch.randn(x.shape, generator=gen)
     values = [float(loss((x + noise * s / 255).clamp(0, 1), x)) for s in (5, 15, 30, 50)]
-    assert all(a < b for a, b in zip(values, values[1:])), values
+    assert all(a < b for a, b in itertools.pairwise(values)), values

@@ -11,6 +11,7 @@ from scipy import ndimage
 from skimage.metrics import structural_similarity
 
 from metrics import MSSSIMLoss, SSIMLoss, ms_ssim, ms_ssim_levels, ssim
+from metrics.ssim import ms_ssim_min_side
 
 
 def to_tensor(img: np.ndarray, dtype=torch.float64) -> torch.Tensor:
@@ -211,6 +212,7 @@ def test_ms_ssim_matlab_mode_matches_msssim_m(shape):
 def test_ms_ssim_levels_rule():
     assert ms_ssim_levels(512, 384) == 5
     assert ms_ssim_levels(176, 176) == 5
+    assert ms_ssim_levels(161, 161) == 5
     assert ms_ssim_levels(160, 200) == 4
     assert ms_ssim_levels(96, 96) == 4
     assert ms_ssim_levels(48, 48) == 3
@@ -233,8 +235,51 @@ def test_ms_ssim_on_training_patches_does_not_crash_and_has_gradients(side):
 
 def test_ms_ssim_small_images_error_mode():
     x = torch.rand(1, 3, 96, 96)
-    with pytest.raises(ValueError, match="5 scales need images of at least 176"):
+    with pytest.raises(ValueError, match="5 scales need images of at least 161 px"):
         ms_ssim(x, x, small_images="error")
+
+
+@pytest.mark.parametrize("kernel_size", [11, 7])
+def test_ms_ssim_size_thresholds_are_the_stated_ones(kernel_size):
+    """The documented rule, side >= (k - 1) * 2^(m - 1) + 1 for m scales, at every boundary."""
+    for m in range(1, 6):
+        side = ms_ssim_min_side(m, kernel_size)
+        assert ms_ssim_levels(side, side + 7, kernel_size) == m
+        if m > 1:
+            assert ms_ssim_levels(side - 1, side + 7, kernel_size) == m - 1
+    assert [ms_ssim_min_side(m) for m in range(1, 6)] == [11, 21, 41, 81, 161]
+    g = torch.Generator().manual_seed(0)
+    y = torch.rand(1, 1, 161, 170, generator=g, dtype=torch.float64)
+    x = (y + 0.05 * torch.randn(y.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    ms_ssim(x, y, small_images="error")  # 161 px: all five scales, no error
+    with pytest.raises(ValueError, match="at least 161 px on the shorter side, got 160x170"):
+        ms_ssim(x[..., :160, :], y[..., :160, :], small_images="error")
+    # the scales are really used: the value at 161 px differs from a 4-scale one
+    four = ms_ssim(x, y, weights=tuple(WEIGHTS[:4] / WEIGHTS[:4].sum()))
+    assert abs(ms_ssim(x, y).item() - four.item()) > 1e-6
+
+
+@pytest.mark.parametrize("fn", [ssim, ms_ssim])
+def test_matlab_mode_refuses_gradients_instead_of_giving_zeros(fn, natural_pair):
+    x, y = (t.float() for t in natural_pair)
+    x = torch.nn.functional.interpolate(x, size=(176, 176)).requires_grad_(True)
+    y = torch.nn.functional.interpolate(y, size=(176, 176))
+    with pytest.raises(ValueError, match="matlab=True rounds the images to 8 bits"):
+        fn(x, y, matlab=True)
+    with torch.no_grad():  # the reporting use: fine
+        value = fn(x, y, matlab=True)
+    assert 0 < value.item() < 1
+    fn(x, y).sum().backward()  # the training mode keeps its gradient
+    assert x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("module", [SSIMLoss, MSSSIMLoss])
+def test_matlab_mode_is_refused_as_a_loss(module):
+    with pytest.raises(ValueError, match="matlab=True .* is for reporting"):
+        module(matlab=True)
+    assert not module(matlab=True, as_loss=False).lower_better
+    with pytest.raises(TypeError, match="unknown options \\['gamma'\\]"):
+        module(gamma=2)
 
 
 def test_ms_ssim_reduced_scales_use_renormalised_weights():

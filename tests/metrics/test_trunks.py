@@ -88,13 +88,14 @@ def test_vgg_layer_names_follow_torchvision_indices():
     ]
     names19 = vgg_layer_names(build_features("vgg19", pretrained=False))
     assert names19[35] == "relu5_4"
-    with pytest.raises(ValueError, match="unknown vgg16 layers"):
+    with pytest.raises(ValueError, match="unknown vgg16 layers"), pytest.warns(UserWarning):
         VGGFeatures("vgg16", ("relu5_4",), pretrained=False)
 
 
 def test_vgg_features_equal_a_manual_forward():
     torch.manual_seed(0)
-    trunk = VGGFeatures("vgg16", ("relu1_2", "relu2_2"), pretrained=False)
+    with pytest.warns(metrics.RandomWeightsWarning):
+        trunk = VGGFeatures("vgg16", ("relu1_2", "relu2_2"), pretrained=False)
     x = torch.rand(1, 3, 32, 32)
     h = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor(
         [0.229, 0.224, 0.225]
@@ -136,8 +137,26 @@ def test_lpips_trunk_from_cache_matches_the_lpips_package_own_loading(empty_cach
     torch.testing.assert_close(ours(x, y), expected)
 
 
+@pytest.mark.parametrize("name", ["vgg", "lpips", "pdl"])
+def test_random_trunks_warn_that_the_values_are_meaningless(name):
+    with pytest.warns(metrics.RandomWeightsWarning, match="meaningless for quality assessment"):
+        metrics.create(name, pretrained=False)
+    assert issubclass(metrics.RandomWeightsWarning, UserWarning)
+
+
+def test_loaded_trunks_do_not_warn(empty_cache):
+    import warnings
+
+    _fake_torchvision_file("vgg16", empty_cache / "vgg16-397923af.pth")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", metrics.RandomWeightsWarning)
+        VGGLoss()
+        PDLLoss()
+
+
 def test_lpips_module_stays_in_eval_mode():
-    m = LPIPSLoss(pretrained=False)
+    with pytest.warns(metrics.RandomWeightsWarning):
+        m = LPIPSLoss(pretrained=False)
     m.train()
     assert not any(mod.training for mod in m.modules())
 
@@ -165,9 +184,11 @@ def test_sorted_wasserstein_matches_scipy():
 
 def test_pdl_adds_the_pixel_l1_term():
     torch.manual_seed(0)
-    pdl = PDLLoss(pretrained=False, l1_weight=0.0)
+    with pytest.warns(metrics.RandomWeightsWarning):
+        pdl = PDLLoss(pretrained=False, l1_weight=0.0)
     torch.manual_seed(0)
-    pdl_l1 = PDLLoss(pretrained=False, l1_weight=1.0)
+    with pytest.warns(metrics.RandomWeightsWarning):
+        pdl_l1 = PDLLoss(pretrained=False, l1_weight=1.0)
     g = torch.Generator().manual_seed(1)
     x, y = torch.rand(2, 3, 32, 32, generator=g), torch.rand(2, 3, 32, 32, generator=g)
     torch.testing.assert_close(pdl_l1(x, y), pdl(x, y) + (x - y).abs().mean((1, 2, 3)))
