@@ -14,7 +14,11 @@ Unlike pwcmp this implementation
 * works in the log domain (counts over ~1000 per pair no longer underflow to all-zero scores);
 * builds the prior from the distinct (wins, total) count pairs only, not pwcmp's 2m x 2m matrix;
 * detects data without a finite optimum (e.g. every pair unanimous) and returns a documented,
-  deterministic answer with a warning instead of wherever the optimiser stopped.
+  deterministic answer with a warning instead of wherever the optimiser stopped;
+* minimises with a Newton trust-region method on the exact gradient and Hessian, and detects groups
+  of conditions that won (or lost) all their comparisons and that only the nearly flat tail of the
+  prior holds (:mod:`scaling.identifiability`): these get a warning and the same correction, so
+  the scores never depend on the start point.
 """
 
 from __future__ import annotations
@@ -24,19 +28,23 @@ from dataclasses import dataclass, field
 from itertools import combinations
 
 import numpy as np
-from scipy import optimize, sparse
-from scipy.sparse import csgraph
-from scipy.special import log_ndtr, ndtri
+from scipy.special import ndtri
 
 from ._validate import check_matrix
 from .contracts.units import SIGMA
+from .identifiability import IDENTIFIED_NATS, barrier, beats_components, escape_groups, link_pairs
+from .objective import PRIOR_OFFSET, _Objective, _shifted_prior_counts, minimise
 
-#: Offset added to the prior before its logarithm (pwcmp).
-PRIOR_OFFSET = 0.1
+# PRIOR_OFFSET, _Objective and _shifted_prior_counts are re-exported for the tests and
+# benchmarks/scaling_bench.py (they live in scaling.objective).
+__all__ = [
+    "PRIORS", "PRIOR_OFFSET", "REGULARIZATIONS", "SIGMA", "UNANIMOUS_CORRECTION", "ScaleResult",
+    "ScalingWarning", "_Objective", "_shifted_prior_counts", "comparison_components",
+    "iso20462_scores", "preference_probability", "pw_scale", "residuals",
+]  # fmt: skip
+
 #: Counts added to each side of a unanimous pair when the data have no finite optimum.
 UNANIMOUS_CORRECTION = 0.5
-#: Largest prior block (rows x distinct columns) held in memory at once, in float64 entries.
-_PRIOR_BLOCK = 4_000_000
 
 PRIORS = ("gaussian", "none")
 REGULARIZATIONS = ("mean0", "fix0")
@@ -59,7 +67,10 @@ class ScaleResult:
             more than one means representatives were tied to join them, as pwcmp does.
         unanimous_correction: True when the data had no finite optimum and every unanimous pair got
             +0.5 counts on both sides (see :func:`pw_scale`).
-        converged: whether the optimiser met its tolerance.
+        not_identified: groups of conditions (index lists) that won or lost all their comparisons
+            with the others and whose distance to them the data did not identify; the pairs linking
+            each group to the rest got +0.5 counts on both sides (see :func:`pw_scale`).
+        converged: whether the gradient of the objective vanished at the result (see ``tol``).
         n_iter: optimiser iterations.
         neg_log_posterior: value of the minimised objective (natural log).
     """
@@ -70,6 +81,7 @@ class ScaleResult:
     regularization: str
     components: list = field(default_factory=list)
     unanimous_correction: bool = False
+    not_identified: list = field(default_factory=list)
     converged: bool = True
     n_iter: int = 0
     neg_log_posterior: float = float("nan")
@@ -77,6 +89,45 @@ class ScaleResult:
 
 def _names(idx, labels) -> str:
     return ", ".join(str(labels[i]) if labels is not None else str(i) for i in idx)
+
+
+def _pair_list(pairs, labels) -> str:
+    shown = ", ".join(f"({_names([i], labels)}, {_names([j], labels)})" for i, j in pairs[:10])
+    return shown + (f" and {len(pairs) - 10} more" if len(pairs) > 10 else "")
+
+
+def _corrected(D: np.ndarray, pairs) -> np.ndarray:
+    """D with the Haldane-Anscombe correction (+0.5 to both counts) on each of ``pairs``."""
+    D = D.copy()
+    for i, j in pairs:
+        D[i, j] += UNANIMOUS_CORRECTION
+        D[j, i] += UNANIMOUS_CORRECTION
+    return D
+
+
+def _hold_unidentified(obj, fit, D_lik, D_work, prior, tol, max_iter):
+    """Correct the groups whose distance to the rest only the prior's flat tail holds, and refit.
+
+    ``fit`` is ``minimise``'s (x, F, gradient, iterations) on ``obj``. Repeats until every group of
+    :func:`escape_groups` is held by at least IDENTIFIED_NATS (each correction merges components of
+    the beats digraph, so this ends). Returns the final fit, the corrected groups with their sign
+    and the corrected pairs.
+    """
+    (x, f, g, nit), loose, pairs = fit, [], []
+    groups = escape_groups(D_lik)
+    while groups:
+        q = np.concatenate([[0.0], x])
+        new = [(grp, sign) for grp, sign in groups if barrier(obj, q, grp, sign) < IDENTIFIED_NATS]
+        if not new:
+            break
+        fresh = sorted({p for grp, _ in new for p in link_pairs(D_lik, grp)} - set(pairs))
+        loose, pairs = loose + new, pairs + fresh
+        D_lik = _corrected(D_lik, fresh)
+        obj = _Objective(D_lik, D_work, prior)
+        x, f, g, n = minimise(obj, np.zeros(D_lik.shape[0] - 1), tol, max_iter)
+        nit += n
+        groups = escape_groups(D_lik)
+    return (x, f, g, nit), loose, sorted(pairs)
 
 
 def iso20462_scores(D: np.ndarray) -> np.ndarray:
@@ -124,16 +175,6 @@ def _join_components(D: np.ndarray, comps, labels) -> np.ndarray:
     return D
 
 
-def _shifted_prior_counts(D: np.ndarray, I: np.ndarray, J: np.ndarray):
-    """pwcmp's unanimity shift for the prior: on a unanimous pair 0 -> 1 and k -> k - 1."""
-    k = D[I, J].copy()
-    kt = D[J, I]
-    unanimous = (k == 0) | (kt == 0)
-    k[unanimous] = np.where(k[unanimous] == 0, 1.0, np.maximum(k[unanimous] - 1, 0.0))
-    n = D[I, J] + D[J, I]
-    return k, n
-
-
 def _ill_posed(D: np.ndarray, prior: str) -> bool:
     """True when the (connected) data have no finite optimum.
 
@@ -147,79 +188,7 @@ def _ill_posed(D: np.ndarray, prior: str) -> bool:
     split = (D[iu] > 0) & (D.T[iu] > 0)
     if prior == "gaussian":
         return not np.any(split[compared])
-    n, _ = csgraph.connected_components(sparse.csr_matrix(D > 0), directed=True, connection="strong")
-    return n > 1
-
-
-def _ratio(z: np.ndarray) -> np.ndarray:
-    """phi(z) / Phi(z), computed stably for any z (inverse Mills ratio)."""
-    return np.exp(-0.5 * z * z - 0.5 * np.log(2 * np.pi) - log_ndtr(z))
-
-
-def _column_softmax(L: np.ndarray) -> np.ndarray:
-    """exp(L) with each column normalised to sum 1, without overflow or underflow to all-zero."""
-    E = np.exp(L - L.max(axis=0))
-    return E / E.sum(axis=0)
-
-
-class _Objective:
-    """Negative log posterior of pwcmp's model and its gradient, as a function of q[1:] (q[0] = 0)."""
-
-    def __init__(self, D_lik: np.ndarray, D_prior: np.ndarray, prior: str):
-        N = D_lik.shape[0]
-        S = D_prior + D_prior.T
-        I, J = np.nonzero(S > 0)  # all ordered compared pairs: each unordered pair twice
-        self.N, self.I, self.J = N, I, J
-        self.wins = D_lik[I, J]
-        self.losses = D_lik[J, I]
-        self.prior = prior
-        if prior == "gaussian":
-            k, n = _shifted_prior_counts(D_prior, I, J)
-            _, first, mult = np.unique(k + 1j * n, return_index=True, return_counts=True)
-            self.k, self.n, self.mult = k[first], n[first], mult.astype(float)
-            rows = max(len(I), 1)
-            self.block = max(1, _PRIOR_BLOCK // rows)
-
-    def __call__(self, x: np.ndarray):
-        q = np.concatenate([[0.0], x])
-        z = (q[self.I] - q[self.J]) / SIGMA
-        lp, lq = log_ndtr(z), log_ndtr(-z)
-        rp, rq = _ratio(z), _ratio(-z)
-        f = -np.sum(self.wins * lp + self.losses * lq)
-        dz = -(self.wins * rp - self.losses * rq)
-        if self.prior == "gaussian":
-            fp, dzp = self._prior(lp, lq, rp, rq)
-            f += fp
-            dz += dzp
-        g = np.bincount(self.I, dz, self.N) - np.bincount(self.J, dz, self.N)
-        return f, g[1:] / SIGMA
-
-    def _prior(self, lp, lq, rp, rq):
-        """-sum_a log(pi_a + 0.1) and its derivative w.r.t. z_a.
-
-        pi_a = sum_b A_ab / sum_c A_cb with A_ab = p_a^k_b (1 - p_a)^(n_b - k_b); columns b with the
-        same (k, n) are identical, so they are summed once with their multiplicity.
-        """
-        U = len(self.k)
-        chunks = [slice(s, min(s + self.block, U)) for s in range(0, U, self.block)]
-        pi = np.zeros_like(lp)
-        cache = []
-        for sl in chunks:
-            k, nk = self.k[sl], self.n[sl] - self.k[sl]
-            B = _column_softmax(np.outer(lp, k) + np.outer(lq, nk))
-            pi += np.dot(B, self.mult[sl]) if B.size > 65536 else (B * self.mult[sl]).sum(axis=1)
-            cache.append(B if len(chunks) == 1 else None)
-        w = 1.0 / (pi + PRIOR_OFFSET)
-        f = -np.sum(np.log(pi + PRIOR_OFFSET))
-        dz = np.zeros_like(lp)
-        for sl, B in zip(chunks, cache):
-            k, nk = self.k[sl], self.n[sl] - self.k[sl]
-            if B is None:
-                B = _column_softmax(np.outer(lp, k) + np.outer(lq, nk))
-            h = np.dot(w, B) if B.size > 65536 else (w[:, None] * B).sum(axis=0)
-            G = np.outer(rp, k) - np.outer(rq, nk)  # d log A_au / d z_a
-            dz -= np.sum(self.mult[sl] * G * B * (w[:, None] - h[None, :]), axis=1)
-        return f, dz
+    return bool(beats_components(D).max() > 0)
 
 
 def pw_scale(
@@ -229,8 +198,8 @@ def pw_scale(
     *,
     labels=None,
     x0=None,
-    tol: float = 1e-10,
-    max_iter: int = 2000,
+    tol: float = 1e-9,
+    max_iter: int = 500,
 ) -> ScaleResult:
     """Scale a pairwise-comparison count matrix into JND units (pwcmp's ``pw_scale``).
 
@@ -249,6 +218,15 @@ def pw_scale(
       :class:`ScalingWarning` lists the unanimous pairs and 0.5 is added to both counts of each
       unanimous pair in the likelihood (the Haldane-Anscombe correction), which makes the optimum
       finite and unique; a single 10:0 pair then scales to 2.51 JND.
+    * scores the data do not identify (with the prior): a group of conditions that won (or lost)
+      every comparison with the others (:func:`~scaling.identifiability.escape_groups`) is held
+      only by the prior, whose tail is nearly flat, so pwcmp's answer depends on the start point
+      (up to 17 JND apart for a condition that won its ~10 single comparisons). A group
+      counts as identified when moving it infinitely far, the other scores held, raises the
+      objective by at least 1.92 (the 95% likelihood-ratio cut; pwcmp's answer is kept then).
+      Otherwise a :class:`ScalingWarning` names the group, 0.5 is added to both counts of each
+      pair linking it to the rest (as above) and ``.not_identified`` lists it; its distance to
+      the rest is then a lower bound.
     * large counts: the likelihood and prior are computed in the log domain, so counts of any size
       give finite scores (pwcmp underflows beyond ~1000 comparisons per pair).
 
@@ -257,9 +235,14 @@ def pw_scale(
         prior: ``"gaussian"`` (pwcmp's data-driven distance prior, its default) or ``"none"``.
         regularization: ``"mean0"`` (scores sum to zero) or ``"fix0"`` (first score is 0).
         labels: optional condition names, used in warnings.
-        x0: optional starting scores (length N); the optimum does not depend on it.
-        tol: gradient tolerance of the L-BFGS optimiser.
-        max_iter: iteration limit of the optimiser.
+        x0: optional starting scores (length N) for the optimiser, used only where every start
+            reaches the same optimum (the beats digraph is strongly connected, so the likelihood
+            bounds every difference); elsewhere the optimiser starts at 0, as pwcmp does. The
+            result does not depend on it.
+        tol: gradient-norm tolerance of the Newton trust-region optimiser (exact Hessian). The
+            result counts as converged when the largest gradient entry is at most 1e-6 times the
+            largest number of comparisons of one condition (``.converged``; else a RuntimeWarning).
+        max_iter: iteration limit of each Newton run.
 
     Returns:
         :class:`ScaleResult` with ``.jod`` (JND units) and ``.residuals``.
@@ -294,15 +277,7 @@ def pw_scale(
         S_w = D_work + D_work.T
         una = (S_w[iu] > 0) & ((D_work[iu] == 0) | (D_work.T[iu] == 0))
         pairs = [(int(i), int(j)) for i, j, u in zip(*iu, una) if u]
-        D_lik = D_work.copy()
-        for i, j in pairs:
-            D_lik[i, j] += UNANIMOUS_CORRECTION
-            D_lik[j, i] += UNANIMOUS_CORRECTION
-        shown = ", ".join(
-            f"({labels[i] if labels is not None else i}, {labels[j] if labels is not None else j})"
-            for i, j in pairs[:10]
-        )
-        more = f" and {len(pairs) - 10} more" if len(pairs) > 10 else ""
+        D_lik = _corrected(D_work, pairs)
         why = (
             "every compared pair is unanimous"
             if prior == "gaussian"
@@ -311,30 +286,43 @@ def pw_scale(
         warnings.warn(
             f"These data have no finite maximum-likelihood scores ({why}); pwcmp would return an "
             f"optimiser-dependent result. Added {UNANIMOUS_CORRECTION} to both counts of each "
-            f"unanimous pair {shown}{more} (Haldane-Anscombe correction) to get a deterministic "
-            "answer; treat the distances involving these pairs as lower bounds.",
+            f"unanimous pair {_pair_list(pairs, labels)} (Haldane-Anscombe correction) to get a "
+            "deterministic answer; treat the distances involving these pairs as lower bounds.",
             ScalingWarning,
             stacklevel=2,
         )
 
-    obj = _Objective(D_lik, D_work, prior)
     start = np.zeros(N) if x0 is None else np.asarray(x0, dtype=float)
     if start.shape != (N,) or not np.all(np.isfinite(start)):
         raise ValueError(f"x0 must be {N} finite starting scores, got shape {start.shape}")
-    res = optimize.minimize(
-        obj,
-        start[1:] - start[0],
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": max_iter, "gtol": tol, "ftol": 1e-15, "maxcor": 20},
-    )
-    q = np.concatenate([[0.0], res.x])
-    grad_ok = np.max(np.abs(res.jac), initial=0.0) < 1e-4
-    converged = bool(res.success or grad_ok)
+    obj = _Objective(D_lik, D_work, prior)
+    # x0 only warm-starts a problem whose optimum is the same from any start (strongly connected
+    # beats digraph); elsewhere the prior's flat tail would keep a group wherever x0 put it.
+    free = beats_components(D_lik).max() > 0  # only with pwcmp's prior, after the corrections above
+    fit = minimise(obj, np.zeros(N - 1) if free else start[1:] - start[0], tol, max_iter)
+    (x, f, g, nit), loose, pairs = _hold_unidentified(obj, fit, D_lik, D_work, prior, tol, max_iter)
+    if loose:
+        verb = {1: "won", -1: "lost"}
+        desc = "; ".join(f"{{{_names(grp, labels)}}} {verb[sign]} all" for grp, sign in loose[:8])
+        desc += f" (and {len(loose) - 8} more groups)" if len(loose) > 8 else ""
+        warnings.warn(
+            f"Scores not identified by the data: {desc} of their comparisons with the other "
+            f"conditions. pwcmp's prior holds these groups less than {IDENTIFIED_NATS} nats (the "
+            "95% likelihood-ratio cut) away from infinitely far, so their optimum would depend on "
+            f"the optimiser's start point. Added {UNANIMOUS_CORRECTION} to both counts of each "
+            f"pair linking them to the rest {_pair_list(pairs, labels)} (Haldane-Anscombe "
+            "correction) to get a deterministic answer; their distances to the rest are lower "
+            "bounds. Collect more comparisons of these conditions.",
+            ScalingWarning,
+            stacklevel=2,
+        )
+    q = np.concatenate([[0.0], x])
+    scale = max(1.0, float((D_lik + D_lik.T).sum(axis=1).max()))
+    converged = bool(np.max(np.abs(g), initial=0.0) <= 1e-6 * scale)
     if not converged:
         warnings.warn(
-            f"pw_scale did not converge after {res.nit} iterations ({res.message}); "
-            "scores may be inaccurate.",
+            f"pw_scale did not converge after {nit} iterations (largest gradient "
+            f"{np.max(np.abs(g)):.2g}); scores may be inaccurate.",
             RuntimeWarning,
             stacklevel=2,
         )
@@ -347,9 +335,10 @@ def pw_scale(
         regularization=regularization,
         components=comps,
         unanimous_correction=corrected,
+        not_identified=[grp for grp, _ in loose],
         converged=converged,
-        n_iter=int(res.nit),
-        neg_log_posterior=float(res.fun),
+        n_iter=nit,
+        neg_log_posterior=f,
     )
 
 
