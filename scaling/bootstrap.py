@@ -65,7 +65,8 @@ def round_ties(D: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _involved(result: ScaleResult, D: np.ndarray) -> np.ndarray:
     """The conditions a resample's warnings are about: outside the largest component of a
-    disconnected design, and in the unanimous pairs of data without a finite optimum."""
+    disconnected design, in the unanimous pairs of data without a finite optimum, and in the
+    groups whose scores the data do not identify (``ScaleResult.not_identified``)."""
     involved = np.zeros(D.shape[0], dtype=bool)
     if len(result.components) > 1:
         largest = max(result.components, key=len)
@@ -74,6 +75,8 @@ def _involved(result: ScaleResult, D: np.ndarray) -> np.ndarray:
                 involved[comp] = True
     if result.unanimous_correction:
         involved |= (((D + D.T) > 0) & ((D == 0) | (D.T == 0))).any(axis=1)
+    for group in result.not_identified:
+        involved[list(group)] = True
     return involved
 
 
@@ -102,8 +105,9 @@ def _warned_summary(n_warned: int, n_samples: int, by_condition: np.ndarray, lab
     more = f" and {len(order) - 10} more" if len(order) > 10 else ""
     about = f"; conditions involved: {', '.join(names)}{more}" if names else ""
     return (
-        f"{n_warned} of {n_samples} bootstrap resamples were disconnected or had no finite "
-        f"optimum (see pw_scale{about}); their CIs are less reliable. Collect more comparisons."
+        f"{n_warned} of {n_samples} bootstrap resamples were disconnected, had no finite "
+        f"optimum or scores the data do not identify (see pw_scale{about}); their CIs are less "
+        "reliable. Collect more comparisons."
     )
 
 

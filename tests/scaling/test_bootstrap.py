@@ -125,3 +125,24 @@ def test_all_unanimous_resamples_name_both_conditions():
     assert any("no finite maximum-likelihood" in m for m in msgs)  # the point estimate's
     assert any("20 of 20 bootstrap" in m and "involved: x in 20, y in 20)" in m for m in msgs)
     assert r.n_warned == 20
+
+
+def test_resamples_with_unidentified_groups_name_those_conditions():
+    # condition 0 wins all of its three comparisons; the others are well mixed
+    rng = np.random.default_rng(3)
+    MM = np.zeros((12, 4, 4))
+    for k in range(12):
+        if k < 3:
+            MM[k, 0, rng.integers(1, 4)] = 1
+        for i, j in ((1, 2), (2, 3), (1, 3)):
+            MM[k, i, j] += rng.integers(0, 3)
+            MM[k, j, i] += rng.integers(0, 3)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        assert pw_scale(MM.sum(0)).not_identified == [[0]]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = pw_scale_bootstrap(MM, n_samples=20, seed=0, n_jobs=1)
+    assert res.n_warned > 0
+    msgs = [str(w.message) for w in caught if issubclass(w.category, ScalingWarning)]
+    assert any("conditions involved: 0 in" in m for m in msgs), msgs
