@@ -127,22 +127,13 @@ def test_all_unanimous_resamples_name_both_conditions():
     assert r.n_warned == 20
 
 
-def test_resamples_with_unidentified_groups_name_those_conditions():
-    # condition 0 wins all of its three comparisons; the others are well mixed
-    rng = np.random.default_rng(3)
-    MM = np.zeros((12, 4, 4))
-    for k in range(12):
-        if k < 3:
-            MM[k, 0, rng.integers(1, 4)] = 1
-        for i, j in ((1, 2), (2, 3), (1, 3)):
-            MM[k, i, j] += rng.integers(0, 3)
-            MM[k, j, i] += rng.integers(0, 3)
+def test_conditions_of_unidentified_groups_count_as_involved():
+    from scaling.bootstrap import _involved
+
+    # condition 0 won its three comparisons; 1-3 are well mixed: 0's score is not identified
+    D = np.array([[0, 1, 1, 1], [0, 0, 5, 4], [0, 3, 0, 6], [0, 5, 2, 0]], dtype=float)
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
-        assert pw_scale(MM.sum(0)).not_identified == [[0]]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        res = pw_scale_bootstrap(MM, n_samples=20, seed=0, n_jobs=1)
-    assert res.n_warned > 0
-    msgs = [str(w.message) for w in caught if issubclass(w.category, ScalingWarning)]
-    assert any("conditions involved: 0 in" in m for m in msgs), msgs
+        res = pw_scale(D)
+    assert res.not_identified == [[0]] and not res.unanimous_correction
+    assert _involved(res, D).tolist() == [True, False, False, False]
