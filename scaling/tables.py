@@ -15,6 +15,8 @@ ALL = "all"
 
 _TRUE = {"1", "1.0", "true", "t", "yes", "y", "a"}
 _FALSE = {"0", "0.0", "false", "f", "no", "n", "b"}
+#: a tie ("no visible difference"): half a vote to each side
+_TIE = {"0.5", ".5", "tie"}
 
 
 @dataclass(frozen=True)
@@ -54,17 +56,21 @@ class ComparisonTable:
         return round(self.stacks.sum())
 
 
-def _to_bool(series: pd.Series) -> np.ndarray:
-    out = np.empty(len(series), dtype=bool)
+def _selection(series: pd.Series) -> np.ndarray:
+    """The votes for A: 1 (A selected), 0 (B selected) or 0.5 (a tie)."""
+    out = np.empty(len(series), dtype=float)
     for pos, v in enumerate(series.tolist()):
         s = str(v).strip().lower()
         if s in _TRUE:
-            out[pos] = True
+            out[pos] = 1.0
         elif s in _FALSE:
-            out[pos] = False
+            out[pos] = 0.0
+        elif s in _TIE:
+            out[pos] = 0.5
         else:
             raise ValueError(
-                f"{SELECTED} must be 1/0 (or true/false), got {v!r} in row {series.index[pos]}"
+                f"{SELECTED} must be 1/0 (or true/false), or 0.5 for a tie, got {v!r} in row "
+                f"{series.index[pos]}"
             )
     return out
 
@@ -82,7 +88,9 @@ def read_table(
     """Read pwcmp's long table of pairwise comparisons (one row per trial).
 
     Each row has an observer, optionally a group (e.g. scene or image), ``condition_A``,
-    ``condition_B`` and ``is_A_selected`` (1: A preferred, so ``D[A, B] += 1``; 0: ``D[B, A] += 1``).
+    ``condition_B`` and ``is_A_selected`` (1: A preferred, so ``D[A, B] += 1``; 0: ``D[B, A] += 1``;
+    0.5 or "tie": no preference, half a vote to each side, ``D[A, B]`` and ``D[B, A]`` += 0.5, as
+    pwcmp counts a tie; the bootstrap rounds such x.5 counts per resample).
     Conditions are the sorted union over the whole table, so every group has the same N (pwcmp's
     ``pw_scale_table``), unless ``conditions`` lists them explicitly, in which case any other name
     is an error.
@@ -126,7 +134,7 @@ def read_table(
     if same.any():
         r = int(np.flatnonzero(same)[0])
         raise ValueError(f"row {r} compares condition {a.iloc[r]!r} with itself")
-    sel = _to_bool(df[selected])
+    sel = _selection(df[selected])
     if conditions is None:
         conds = sorted(set(a) | set(b))
     else:
@@ -157,9 +165,9 @@ def read_table(
     stacks = np.zeros((len(groups), len(observers), N, N))
     ia = a.map(ci).to_numpy()
     ib = b.map(ci).to_numpy()
-    win = np.where(sel, ia, ib)
-    lose = np.where(sel, ib, ia)
-    np.add.at(stacks, (grp.map(gi).to_numpy(), obs.map(oi).to_numpy(), win, lose), 1)
+    g, k = grp.map(gi).to_numpy(), obs.map(oi).to_numpy()
+    np.add.at(stacks, (g, k, ia, ib), sel)
+    np.add.at(stacks, (g, k, ib, ia), 1.0 - sel)
     return ComparisonTable(conds, observers, groups, stacks, group)
 
 

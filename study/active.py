@@ -144,7 +144,7 @@ def _counts(conn, exp) -> dict[str, np.ndarray]:
     ).all()
     for image, left, right, side in rows:
         a, b = idx[left], idx[right]
-        if side is None:  # handed out, not answered yet: half a win each way
+        if side is None or side == "tie":  # not answered yet, or a tie: half a win each way
             counts[image][a, b] += 0.5
             counts[image][b, a] += 0.5
         elif side == "left":

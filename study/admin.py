@@ -5,11 +5,14 @@ every admin route answers 404. Log in through the form (session cookie, SameSite
 token) or send ``Authorization: Bearer <token>`` for scripted downloads.
 
 - ``GET /admin/``: progress per image and pair, HITs completed/abandoned/excluded, check-failure
-  rate, median time per trial, and the JND plot.
-- ``GET /admin/stats.json``: the same figures as JSON.
+  rate, median time per trial, how the answers were shown (1:1 or not, pixel ratios, layouts,
+  too-fast answers, tab switches, the latest HIT page reports) and the JND plot.
+- ``GET /admin/stats.json``: the same figures as JSON (``display``: the viewing conditions).
 - ``GET /admin/jnd.png``: JND per condition with bootstrap 95% CIs from ``scaling``
-  (``pw_scale_bootstrap`` over observers, HITs that passed their checks).
-- ``GET /admin/export.csv?passed=1``: the long table (all rows, or passed checks only).
+  (``pw_scale_bootstrap`` over observers, HITs that passed their checks, answers shown 1:1).
+- ``GET /admin/export.csv?passed=1``: the long table (all rows, or passed checks only), screened
+  as ``mdf study export``: answers shown 1:1 unless ``any_display=1``; ``drop_fast=1``,
+  ``drop_hidden=1``, ``ties=drop``.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 
 from .db import get_engine
 from .experiment import current_experiment
-from .export import export_rows, observer_matrices, summary, write_rows
+from .export import export_table, observer_matrices, summary, write_rows
+from .screening import TIES, Screening
 from .security import admin_binding, check_csrf, csrf_token
 from .settings import current_settings
+from .viewing import display_summary, recent_page_views
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -84,7 +89,9 @@ def logout():
 
 
 def _summary() -> dict:
-    return summary(get_engine(), current_experiment(), current_settings())
+    out = summary(get_engine(), current_experiment(), current_settings())
+    out["display"] = display_summary(get_engine())
+    return out
 
 
 @bp.get("/")
@@ -94,6 +101,7 @@ def dashboard():
     return render_template(
         "admin/dashboard.html",
         s=_summary(),
+        page_views=recent_page_views(get_engine()),
         exp=current_experiment(),
         csrf=csrf_token(admin_binding()),
     )
@@ -109,15 +117,30 @@ def stats():
 @bp.get("/export.csv")
 @admin_required
 def export_csv():
-    """Download the long table; ``?passed=1`` keeps only HITs that passed their checks."""
-    passed = request.args.get("passed") == "1"
+    """Download the long table; ``?passed=1`` keeps only HITs that passed their checks; the
+    screening of ``mdf study export`` (header ``X-Screening`` says what it dropped)."""
+    args = request.args
+    passed = args.get("passed") == "1"
+    ties = args.get("ties", "half")
+    if ties not in TIES:
+        abort(400, f"ties must be one of {', '.join(TIES)}")
+    screening = Screening(
+        require_native=args.get("any_display") != "1",
+        drop_fast=args.get("drop_fast") == "1",
+        drop_hidden=args.get("drop_hidden") == "1",
+        ties=ties,
+    )
+    rows, report = export_table(get_engine(), passed_only=passed, screening=screening)
     buf = io.StringIO()
-    write_rows(buf, export_rows(get_engine(), passed_only=passed))
+    write_rows(buf, rows)
     name = "comparisons-passed.csv" if passed else "comparisons-all.csv"
     return Response(
         buf.getvalue(),
         mimetype="text/csv",
-        headers={"Content-Disposition": f"attachment; filename={name}"},
+        headers={
+            "Content-Disposition": f"attachment; filename={name}",
+            "X-Screening": report.message(),
+        },
     )
 
 
@@ -193,7 +216,7 @@ def jnd_png_bytes(rows, conditions, n_samples: int) -> bytes:
 @admin_required
 def jnd_png():
     """The live JND plot as PNG (fitted and drawn off the worker's event loop)."""
-    rows = export_rows(get_engine(), passed_only=True)
+    rows, _ = export_table(get_engine(), passed_only=True)  # the default screening: 1:1 only
     conditions, n = list(current_experiment().conditions), current_settings().admin_bootstrap
     png = off_the_event_loop(jnd_png_bytes, rows, conditions, n)
     return Response(png, mimetype="image/png", headers={"Cache-Control": "no-store"})

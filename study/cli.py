@@ -276,17 +276,25 @@ def init_db_cmd(force, **kw):
 @click.option("--db", "db", required=True, help="SQLite file path or postgresql:// URL.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="CSV file to write.")
 @click.option("--passed-only", is_flag=True, help="Only HITs completed with every check passed.")
-def export(db, out, passed_only):
-    """Write pwcmp's long table (observer, image, condition_A, condition_B, is_A_selected, ...)."""
+@click.option("--require-native/--any-display", default=True, show_default=True,
+              help="Only answers shown 1:1 (one image pixel per device pixel), or all.")
+@click.option("--drop-fast", is_flag=True, help="Leave out answers flagged too_fast.")
+@click.option("--drop-hidden", is_flag=True, help="Leave out answers with a tab switch.")
+@click.option("--ties", type=click.Choice(["half", "drop"]), default="half", show_default=True,
+              help="'No visible difference' answers: half a vote each side, or left out.")
+def export(db, out, passed_only, require_native, drop_fast, drop_hidden, ties):
+    """Write pwcmp's long table with each answer's viewing conditions (1:1 answers by default)."""
     from .db import make_engine
-    from .export import export_rows, write_csv
+    from .export import export_table, write_csv
+    from .screening import Screening
 
     url = db_url(db)
     if url.startswith("sqlite") and not Path(url[len("sqlite:///") :]).is_file():
         raise click.ClickException(f"no database file at {url[len('sqlite:///') :]}")
     try:
         engine = make_engine(url)
-        rows = export_rows(engine, passed_only=passed_only)
+        screening = Screening(require_native, drop_fast, drop_hidden, ties)
+        rows, report = export_table(engine, passed_only=passed_only, screening=screening)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
@@ -294,6 +302,9 @@ def export(db, out, passed_only):
             engine.dispose()
     write_csv(rows, out)
     click.echo(f"wrote {len(rows)} comparisons to {out}")
+    if report.dropped:
+        hint = " (--any-display keeps answers not shown 1:1)" * require_native
+        click.echo(f"screening: {report.message()}{hint}", err=True)
 
 
 @cli.command()

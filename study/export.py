@@ -6,6 +6,13 @@ rows) with pwcmp's columns ``observer, image, condition_A, condition_B, is_A_sel
 ``mdf scale comparisons.csv --group image`` and ``scaling.read_table(..., group="image")`` read
 it directly. Screening happens at analysis time: the raw data are kept, and ``passed_only``
 keeps only completed HITs with no failed attention check (the paper discards such HITs).
+
+Each row also carries how its trial was seen (:data:`VIEW_COLUMNS`: layout, ``dpr``,
+``viewport_w``/``viewport_h``, screen, the drawn size of each image in device pixels, the crop
+window, ``native``, input, tab switches, server-side timing and ``too_fast``, user agent), and
+the default screening (:class:`study.screening.Screening`) keeps only answers shown 1:1. A
+"no visible difference" answer is a row with ``tie`` = 1 and ``is_A_selected`` = 0.5 (half a
+vote to each side, as pwcmp counts a tie), or is dropped with ``Screening(ties="drop")``.
 """
 
 from __future__ import annotations
@@ -14,19 +21,30 @@ import csv
 import datetime as dt
 import statistics
 import time
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import TextIO
 
-from sqlalchemy import select
+from sqlalchemy import and_, inspect, select
 from sqlalchemy.engine import Engine
 
 from scaling.contracts.atomic import atomic_open
 
 from . import models as m
 from .db import transaction
+from .screening import Screening, ScreeningReport, ScreeningWarning, screen
 
-__all__ = ["COLUMNS", "export_rows", "observer_matrices", "summary", "write_csv", "write_rows"]
+__all__ = [
+    "COLUMNS",
+    "VIEW_COLUMNS",
+    "export_rows",
+    "export_table",
+    "observer_matrices",
+    "summary",
+    "write_csv",
+    "write_rows",
+]
 
 COLUMNS = [
     "observer",
@@ -45,7 +63,42 @@ COLUMNS = [
     "checks_answered",
     "checks_failed",
     "passed_checks",
+    "tie",
 ]
+#: how each answer's trial was seen (``answer_views``; empty when not reported)
+VIEW_COLUMNS = [
+    "native",
+    "layout",
+    "fit",
+    "dpr",
+    "zoom",
+    "viewport_w",
+    "viewport_h",
+    "screen_w",
+    "screen_h",
+    "drawn_reference_w",
+    "drawn_reference_h",
+    "drawn_left_w",
+    "drawn_left_h",
+    "drawn_right_w",
+    "drawn_right_h",
+    "crop_x",
+    "crop_y",
+    "crop_w",
+    "crop_h",
+    "input",
+    "hidden_ms",
+    "visibility_changes",
+    "layout_changes",
+    "toggles",
+    "reference_views",
+    "served_at",
+    "server_view_ms",
+    "too_fast",
+    "user_agent",
+]
+COLUMNS += VIEW_COLUMNS
+_DRAWN = {f"drawn_{s}_{d}": f"{s}_{d}" for s in ("reference", "left", "right") for d in "wh"}
 
 
 def _check_stats(rows) -> dict[int, tuple[int, int]]:
@@ -58,26 +111,66 @@ def _check_stats(rows) -> dict[int, tuple[int, int]]:
 
 
 def _all_answers(engine: Engine) -> list[dict]:
-    q = (
-        select(
-            *m.answers.c["assignment_id", "chosen_side", "correct", "rt_ms", "created_at"],
-            *m.trials.c["kind", "image_id", "left", "right", "position", "hit_id"],
-            *m.assignments.c["worker_id", "platform"],
-            m.assignments.c.status.label("assignment_status"),
-        )
-        .select_from(
-            m.answers.join(m.trials, m.answers.c.trial_id == m.trials.c.id).join(
-                m.assignments, m.answers.c.assignment_id == m.assignments.c.id
-            )
-        )
-        .order_by(m.answers.c.id)
+    """Every answer with its trial, assignment and (when recorded) viewing conditions; an older
+    database without ``answer_views`` gives answers without them."""
+    joined = m.answers.join(m.trials, m.answers.c.trial_id == m.trials.c.id).join(
+        m.assignments, m.answers.c.assignment_id == m.assignments.c.id
     )
+    cols = [
+        *m.answers.c["assignment_id", "chosen_side", "correct", "rt_ms", "created_at"],
+        *m.trials.c["kind", "image_id", "left", "right", "position", "hit_id"],
+        *m.assignments.c["worker_id", "platform"],
+        m.assignments.c.status.label("assignment_status"),
+    ]
+    v = m.answer_views
     with transaction(engine) as conn:
+        if inspect(conn).has_table(v.name):
+            view_cols = [c for c in v.c if c.name not in ("assignment_id", "trial_id", "events")]
+            cols += [c.label("view_" + c.name) for c in view_cols]
+            joined = joined.outerjoin(
+                v,
+                and_(
+                    v.c.assignment_id == m.answers.c.assignment_id,
+                    v.c.trial_id == m.answers.c.trial_id,
+                ),
+            )
+        q = select(*cols).select_from(joined).order_by(m.answers.c.id)
         return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def export_rows(engine: Engine, passed_only: bool = False) -> list[dict]:
-    """The long table as a list of dicts (keys ``COLUMNS``), in the order answers were stored."""
+def _iso(t: float | None) -> str | None:
+    if t is None:
+        return None
+    return dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _view_fields(r: dict) -> dict:
+    out = {}
+    for col in VIEW_COLUMNS:
+        out[col] = r.get("view_" + _DRAWN.get(col, col))
+    out["served_at"] = _iso(out["served_at"])
+    return out
+
+
+def export_rows(
+    engine: Engine, passed_only: bool = False, screening: Screening | None = None
+) -> list[dict]:
+    """The long table as a list of dicts (keys ``COLUMNS``), in the order answers were stored.
+
+    ``screening`` (default: :class:`Screening`, answers shown 1:1, ties as half votes) picks the
+    answers; when it drops any, a :class:`~study.screening.ScreeningWarning` says how many and
+    why (:func:`export_table` returns the report instead)."""
+    rows, report = export_table(engine, passed_only, screening)
+    if report.dropped:
+        warnings.warn(report.message(), ScreeningWarning, stacklevel=2)
+    return rows
+
+
+def export_table(
+    engine: Engine, passed_only: bool = False, screening: Screening | None = None
+) -> tuple[list[dict], ScreeningReport]:
+    """The long table (as :func:`export_rows`) and the report of what ``screening`` dropped
+    (counted among the rows ``passed_only`` keeps)."""
     rows = _all_answers(engine)
     checks = _check_stats(rows)
     out = []
@@ -88,29 +181,30 @@ def export_rows(engine: Engine, passed_only: bool = False) -> list[dict]:
         passed = int(r["assignment_status"] == "completed" and n_failed == 0)
         if passed_only and not passed:
             continue
+        tie = r["chosen_side"] == "tie"
         out.append(
             {
                 "observer": r["worker_id"],
                 "image": r["image_id"],
                 "condition_A": r["left"],
                 "condition_B": r["right"],
-                "is_A_selected": int(r["chosen_side"] == "left"),
+                "is_A_selected": 0.5 if tie else int(r["chosen_side"] == "left"),
                 "platform": r["platform"],
                 "hit_id": r["hit_id"],
                 "assignment_id": r["assignment_id"],
                 "trial_position": r["position"],
                 "chosen_side": r["chosen_side"],
                 "rt_ms": round(r["rt_ms"], 1),
-                "answered_at": dt.datetime.fromtimestamp(
-                    r["created_at"], dt.timezone.utc
-                ).isoformat(timespec="milliseconds"),
+                "answered_at": _iso(r["created_at"]),
                 "assignment_status": r["assignment_status"],
                 "checks_answered": n_checks,
                 "checks_failed": n_failed,
                 "passed_checks": passed,
+                "tie": int(tie),
+                **_view_fields(r),
             }
         )
-    return out
+    return screen(out, Screening() if screening is None else screening)
 
 
 def write_rows(f: TextIO, rows: list[dict]) -> None:
@@ -129,7 +223,8 @@ def write_csv(rows: list[dict], out: str | Path) -> Path:
 
 
 def observer_matrices(rows: list[dict], conditions: list[str]):
-    """Per-observer count matrices (K x N x N, summed over images) from export rows."""
+    """Per-observer count matrices (K x N x N, summed over images) from export rows (a tie,
+    ``is_A_selected`` = 0.5, adds half a count to each side)."""
     import numpy as np
 
     idx = {c: k for k, c in enumerate(conditions)}
@@ -138,10 +233,9 @@ def observer_matrices(rows: list[dict], conditions: list[str]):
     MM = np.zeros((len(observers), len(conditions), len(conditions)))
     for r in rows:
         a, b = idx[r["condition_A"]], idx[r["condition_B"]]
-        if r["is_A_selected"]:
-            MM[oidx[r["observer"]], a, b] += 1
-        else:
-            MM[oidx[r["observer"]], b, a] += 1
+        won = float(r["is_A_selected"])  # 0.5: a tie, half a vote each way
+        MM[oidx[r["observer"]], a, b] += won
+        MM[oidx[r["observer"]], b, a] += 1.0 - won
     return MM, observers
 
 

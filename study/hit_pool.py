@@ -19,6 +19,7 @@ from sqlalchemy import func, insert, inspect, select
 from sqlalchemy.engine import Connection, Engine
 
 from . import models as m
+from . import schema
 from .db import transaction
 from .design import build_full_pool
 
@@ -145,17 +146,24 @@ def ensure_db(engine: Engine, exp, settings) -> int | None:
     experiment; return the number of HITs created now, or None when it existed.
 
     Raises ``ValueError`` if the database belongs to another manifest or was built with other
-    pool settings. Safe when several workers start at once.
+    pool settings; adds the tables an older database lacks (:mod:`study.schema`). Safe when
+    several workers start at once.
     """
     with transaction(engine, write=True) as conn:
         _lock_pool(conn)
         created = _create(conn, exp, settings) if _is_empty(conn) else None
         _verify(conn, exp, settings)
+        schema.add_missing_tables(conn)  # a database made before viewing conditions
     return created
 
 
 def check_db(engine: Engine, exp, settings) -> dict | None:
     """The stored facts of a database built for this experiment, or None if it is empty
-    (nothing created); ``ValueError`` as :func:`ensure_db` for another experiment or design."""
+    (nothing created); ``ValueError`` as :func:`ensure_db` for another experiment or design,
+    and for an older database that lacks the viewing-condition tables (:mod:`study.schema`)."""
     with transaction(engine) as conn:
-        return None if _is_empty(conn) else _verify(conn, exp, settings)
+        if _is_empty(conn):
+            return None
+        facts = _verify(conn, exp, settings)
+        schema.require_tables(conn)
+        return facts

@@ -7,11 +7,18 @@ Routes (all ids validated; images are served by trial id and slot, never by path
   ``turkSubmitTo``; a preview when ``assignmentId`` is ``ASSIGNMENT_ID_NOT_AVAILABLE``) or
   local/lab mode with a typed participant id.
 - ``POST /start``: consent given; allocate a HIT (or resume the worker's one) and redirect.
-- ``GET /hit/<token>``: the trial page (resumes at the first unanswered trial).
-- ``POST /api/answer/<token>``: store one answer (JSON, idempotent by ``answer_id``).
-- ``GET /img/<token>/<trial_id>/<slot>``: ``slot`` is reference, left or right.
+- ``GET /hit/<token>``: the trial page (resumes at the first unanswered trial). Its trial data
+  hold ids, image URLs and image sizes only: attention checks look like every other trial.
+- ``POST /api/answer/<token>``: store one answer (JSON, idempotent by ``answer_id``) with its
+  viewing conditions (:mod:`study.display`).
+- ``POST /api/view/<token>``: the HIT page's screen report (:mod:`study.viewing`).
+- ``GET /img/<token>/<trial_id>/<slot>``: ``slot`` is reference, left or right; every image
+  goes out with the same headers, and the first serve of each is timed (:mod:`study.timing`).
 - ``GET /done/<token>``: completion: Prolific redirect with the completion code, MTurk submit
   form, or a thank-you page; only once every answer of the HIT is stored.
+
+Phones and tablets (user agent, or the consent page's touch-first test) are refused with a
+clear page unless ``ALLOW_MOBILE``.
 """
 
 from __future__ import annotations
@@ -19,14 +26,17 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
 from .allocation import ID_RE, AlreadyDone, Worker, allocate
 from .db import get_engine
+from .display import ViewError, is_mobile_user_agent, parse_page_view
 from .experiment import CHECK_DISTORTED, CHECK_REFERENCE, current_experiment
 from .security import check_csrf, csrf_token, require_json_api
 from .settings import current_settings
-from .store import StudyError, load_assignment, record_answer, trial_of
+from .store import TOKEN_RE, StudyError, load_assignment, record_answer
+from .timing import serve_trial
+from .viewing import record_page_view
 
 bp = Blueprint("participant", __name__)
 
@@ -82,10 +92,28 @@ def _study_error(exc: StudyError):
     return _message("Sorry", exc.message, exc.status)
 
 
+def _device_refused():
+    """The clear page for a phone or tablet when the study admits computers only."""
+    return _message(
+        "Please use a computer",
+        "This study shows images at their exact pixel size and needs a computer (desktop "
+        "or laptop) with a keyboard or mouse; phones and tablets cannot take part. Please "
+        "open the same link on a computer.",
+        403,
+    )
+
+
+def _mobile(form=None) -> bool:
+    touch = form is not None and form.get("device") == "touch"
+    return touch or is_mobile_user_agent(request.headers.get("User-Agent"))
+
+
 @bp.get("/")
 def consent():
     """Consent and instructions; the start form carries the platform ids as hidden fields."""
     args = request.args
+    if not current_settings().allow_mobile and _mobile():
+        return _device_refused()
     if args.get("assignmentId") == MTURK_PREVIEW:
         return render_template("study/consent.html", preview=True, hidden={}, local=False)
     worker = _worker_from(args)
@@ -117,6 +145,8 @@ def start():
     if worker is None:
         abort(400, "missing participant id")
     settings, factory = current_settings(), None
+    if not settings.allow_mobile and _mobile(request.form):
+        return _device_refused()
     if settings.design == "asap":  # numpy/scipy are imported only for active sampling
         from .active import hit_factory
 
@@ -152,19 +182,27 @@ def hit(token: str):
             410,
         )
     urls = _trial_urls(token, [t["id"] for t in state["trials"]])
-    trials = [
-        {
-            "id": t["id"],
-            "kind": t["kind"],
-            "answered": t["id"] in state["answered"],
-            "urls": u,
-        }
-        for t, u in zip(state["trials"], urls)
-    ]
+    sizes = _image_sizes()
+    trials = []
+    for t, u in zip(state["trials"], urls):
+        trial = {"id": t["id"], "answered": t["id"] in state["answered"], "urls": u,
+                 "size": sizes[t["image_id"]]}  # fmt: skip
+        if t["kind"] == "practice":  # (labelled on screen; checks are never marked)
+            trial["practice"] = True
+        trials.append(trial)
+    s = current_settings()
     data = {
         "trials": trials,
         "answer_url": url_for("participant.answer", token=token),
+        "view_url": url_for("participant.page_view", token=token),
         "done_url": url_for("participant.done", token=token),
+        "display": {
+            "layout": s.layout,
+            "fit": s.fit,
+            "flicker_ms": s.flicker_ms,
+            "allow_tie": s.allow_tie,
+            "allow_mobile": s.allow_mobile,
+        },
     }
     return render_template(
         "study/hit.html",
@@ -173,41 +211,77 @@ def hit(token: str):
     )
 
 
+def _image_sizes() -> dict[str, list[int]]:
+    """Image id -> [width, height] of the current experiment (computed once per app)."""
+    from flask import current_app
+
+    sizes = current_app.extensions.get("study_image_sizes")
+    if sizes is None:
+        exp = current_experiment()
+        sizes = current_app.extensions["study_image_sizes"] = {
+            e.id: [e.width, e.height] for e in exp.images
+        }
+    return sizes
+
+
 @bp.post("/api/answer/<token>")
 def answer(token: str):
     """Store one answer (JSON); see ``store.record_answer`` for the rules and status codes."""
     require_json_api()
     payload = request.get_json(silent=True)
-    result = record_answer(get_engine(), token, payload, current_settings())
+    sizes = _image_sizes()
+    result = record_answer(
+        get_engine(),
+        token,
+        payload,
+        current_settings(),
+        image_size=lambda image_id: sizes.get(image_id),
+        user_agent=request.headers.get("User-Agent"),
+    )
     if result["done"]:
         result["next"] = url_for("participant.done", token=token)
     return result
 
 
-@bp.get("/img/<token>/<int:trial_id>/<slot>")
-def image(token: str, trial_id: int, slot: str):
-    """The image shown in ``slot`` of a trial of this participant's HIT (never a path)."""
-    if slot not in ("reference", "left", "right"):
+@bp.post("/api/view/<token>")
+def page_view(token: str):
+    """Store the HIT page's report of the screen and of what it could show (JSON)."""
+    require_json_api()
+    if not TOKEN_RE.match(token):
         abort(404)
     try:
-        trial = trial_of(get_engine(), token, trial_id)
-    except StudyError:
+        row = parse_page_view(request.get_json(silent=True), request.headers.get("User-Agent"))
+    except ViewError as exc:
+        return {"error": str(exc)}, 400
+    return {"stored": record_page_view(get_engine(), token, row)}
+
+
+@bp.get("/img/<token>/<int:trial_id>/<slot>")
+def image(token: str, trial_id: int, slot: str):
+    """The image shown in ``slot`` of a trial of this participant's HIT (never a path).
+
+    Every image goes out the same way (PNG bytes, the same headers, no file dates), and the
+    reference side of an attention check is a pixel-different twin of the reference
+    (:mod:`study.images`), so neither the URL, the headers nor the bytes give a check away."""
+    if slot not in ("reference", "left", "right") or not TOKEN_RE.match(token):
+        abort(404)
+    trial = serve_trial(get_engine(), token, trial_id, slot)
+    if trial is None:
         abort(404)
     exp = current_experiment()
     entry = exp.image(trial.image_id)
-    cond = {"reference": CHECK_REFERENCE, "left": trial.left, "right": trial.right}[slot]
+    cond = {"reference": None, "left": trial.left, "right": trial.right}[slot]
     if cond == CHECK_DISTORTED:
         from .images import distorted_png
 
-        resp = Response(distorted_png(entry.reference), mimetype="image/png")
+        body = distorted_png(entry.reference)
+    elif cond == CHECK_REFERENCE:
+        from .images import reference_twin_png
+
+        body = reference_twin_png(entry.reference)
     else:
-        resp = send_file(
-            exp.path_for(entry.id, cond),
-            mimetype="image/png",
-            max_age=3600,
-            conditional=True,
-            etag=False,
-        )
+        body = exp.path_for(entry.id, cond or CHECK_REFERENCE).read_bytes()
+    resp = Response(body, mimetype="image/png")
     resp.headers["Cache-Control"] = "private, max-age=3600"
     return resp
 

@@ -82,6 +82,12 @@ def _one_of(*choices, fold: bool = False) -> Callable:
     return check
 
 
+def _flicker(key, v):
+    if v is not None and v != 0 and not 100 <= v <= 5000:
+        return f"{key} must be 0 (off) or 100..5000 milliseconds, got {v!r}"
+    return None
+
+
 def _token_length(key, v):
     if v is not None and len(v) < 12:
         return f"{key} must be a string of at least 12 characters (got {len(v)})"
@@ -148,6 +154,24 @@ class Settings:
     #: bootstrap samples of the admin's live JND plot
     admin_bootstrap: int = _setting(100, _at_least(1))
     title: str = _setting("Image comparison study")
+    # -- display fidelity, answers, timing (see study.display) --
+    #: side_by_side (left, reference, right; the paper's) | toggle (the two candidates in one
+    #: place, switched by key or hover; the reference in the same place on a key)
+    layout: str = _setting("side_by_side", _one_of("side_by_side", "toggle"))
+    #: when the layout does not fit the window at one image pixel per device pixel: enlarge
+    #: (ask for a larger window or a computer) | crop (the same 1:1 window of all three images,
+    #: recorded per answer) | toggle (switch to the toggle layout); images are never scaled
+    fit: str = _setting("enlarge", _one_of("enlarge", "crop", "toggle"))
+    #: toggle layout: alternate the candidates automatically every FLICKER_MS ms (0: off;
+    #: 100..5000; the participant can pause it, and it starts paused under reduced motion)
+    flicker_ms: int = _setting(0, _flicker)
+    #: offer a "no visible difference" answer (exported as a tie: half a vote to each side)
+    allow_tie: bool = _setting(False)
+    #: admit phones and tablets (refused with a clear page by default)
+    allow_mobile: bool = _setting(False)
+    #: answers that arrive sooner than this after their trial could be seen (server clock)
+    #: are stored and flagged too_fast
+    min_view_ms: int = _setting(500, _at_least(0))
     max_content_length: int | None = _setting(64 * 1024, _at_least(1), flask=True)
     max_form_memory_size: int | None = _setting(64 * 1024, _at_least(1), flask=True)
     session_cookie_httponly: bool = _setting(True, flask=True)
@@ -172,6 +196,10 @@ class Settings:
             problem = f.metadata["check"] and f.metadata["check"](key, value)
             if problem:
                 raise SettingError(key, problem)
+        if self.flicker_ms and "toggle" not in (self.layout, self.fit):
+            raise SettingError(
+                "FLICKER_MS", "FLICKER_MS needs the toggle layout (LAYOUT=toggle or FIT=toggle)"
+            )
         if self.session_cookie_secure is None:
             object.__setattr__(self, "session_cookie_secure", self.proxy_fix > 0)
         object.__setattr__(self, "flask_extra", types.MappingProxyType(dict(self.flask_extra)))

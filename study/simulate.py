@@ -6,7 +6,10 @@ and answers every trial through the JSON API with a fresh ``answer_id`` (retried
 id on connection errors). To answer by a model a bot must know which condition it is looking
 at, yet the study never tells: like a person, it looks at the images. It downloads the three
 images of each trial and recognises the conditions by the SHA-256 of their bytes (from the
-experiment's files); the distorted copy of an attention check is the image it does not know.
+experiment's files). In an attention check it knows neither candidate (the reference side is
+a pixel-different twin of the reference, so checks stay blind): it picks the candidate that
+differs least from the reference, pixel by pixel. Every answer reports a display without
+scaling (``study.display.native_view``: side by side at 1:1), as a bot reads the PNGs exactly.
 
 Careful bots answer by Thurstone Case V with the given JND scores:
 P(left chosen) = Phi((q_left - q_right) / 1.4826) (1 JND = 75% preference, pwcmp's unit:
@@ -31,7 +34,9 @@ from dataclasses import dataclass, field
 
 from scaling.contracts.units import preference_from_jnd
 
-from .experiment import CHECK_DISTORTED, CHECK_REFERENCE, Experiment
+from .display import native_view
+from .experiment import CHECK_REFERENCE, Experiment
+from .images import closer_to_reference
 
 __all__ = ["BotResult", "hash_table", "parse_jod", "run_bot", "simulate"]
 
@@ -229,19 +234,19 @@ def _run_bot(res, c, jod, hashes, rng, platform, duplicate_rate, max_answers, pa
             return res
         side = "left" if rng.random() < 0.5 else "right"
         if hashes is not None and not careless:
-            seen = {}
-            for slot in ("left", "right"):
+            seen, pngs = {}, {}
+            for slot in ("left", "right", "reference"):
                 st, img, _ = c.request("GET", t["urls"][slot])
                 if st != 200:
                     res.errors.append(f"image {slot}: HTTP {st}")
                     return res
-                seen[slot] = hashlib.sha256(img).hexdigest()
-            st, img, _ = c.request("GET", t["urls"]["reference"])
-            ref_hash = hashlib.sha256(img).hexdigest()
-            image_table = next((h for h in hashes.values() if ref_hash in h), {})
-            left = image_table.get(seen["left"], CHECK_DISTORTED)
-            right = image_table.get(seen["right"], CHECK_DISTORTED)
-            if CHECK_REFERENCE in (left, right):
+                seen[slot], pngs[slot] = hashlib.sha256(img).hexdigest(), img
+            image_table = next((h for h in hashes.values() if seen["reference"] in h), {})
+            left = image_table.get(seen["left"])
+            right = image_table.get(seen["right"])
+            if left is None and right is None:  # a check: the side that looks like the reference
+                side = closer_to_reference(pngs)
+            elif CHECK_REFERENCE in (left, right):
                 side = "left" if left == CHECK_REFERENCE else "right"
             else:
                 p_left = preference_from_jnd(jod.get(left, 0.0) - jod.get(right, 0.0))
@@ -253,6 +258,7 @@ def _run_bot(res, c, jod, hashes, rng, platform, duplicate_rate, max_answers, pa
                 "trial_id": t["id"],
                 "side": side,
                 "rt_ms": round(rng.uniform(600, 3000), 1),
+                "view": native_view(*t["size"]),
             }
         ).encode()
         sends = 2 if rng.random() < duplicate_rate else 1

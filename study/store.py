@@ -4,7 +4,8 @@ Every operation is one short raw transaction (:mod:`study.raw`). Answers carry a
 client-generated id under a unique constraint, so a retried or double-clicked answer is stored
 once, and they are accepted only for the next unanswered trial of the participant's own,
 still-leased HIT; each answer renews the HIT's lease. HITs are handed out by
-:mod:`study.allocation`.
+:mod:`study.allocation`. Each answer also stores its viewing conditions and server-side timing
+(``answer_views``: :mod:`study.display`, :mod:`study.timing`) in the same transaction.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.engine import Engine
 
 from . import models as m
+from .display import ViewError, is_native, parse_view
 from .experiment import CHECK_REFERENCE
 from .raw import raw_transaction
+from .timing import view_timing
 
 __all__ = [
     "RENEW_LEASE",
@@ -125,7 +128,7 @@ def load_assignment(
     }
 
 
-def _validate_answer(payload) -> tuple[str, int, str, float]:
+def _validate_answer(payload, allow_tie: bool = False) -> tuple[str, int, str, float, dict | None]:
     if not isinstance(payload, dict):
         raise StudyError(400, "expected a JSON object")
     cid = payload.get("answer_id")
@@ -135,12 +138,17 @@ def _validate_answer(payload) -> tuple[str, int, str, float]:
     if not isinstance(tid, int) or isinstance(tid, bool) or tid < 1:
         raise StudyError(400, "trial_id must be a positive integer")
     side = payload.get("side")
-    if side not in ("left", "right"):
-        raise StudyError(400, "side must be 'left' or 'right'")
+    if side not in (("left", "right", "tie") if allow_tie else ("left", "right")):
+        sides = "'left', 'right' or 'tie'" if allow_tie else "'left' or 'right'"
+        raise StudyError(400, f"side must be {sides}")
     rt = payload.get("rt_ms")
     if not isinstance(rt, (int, float)) or isinstance(rt, bool) or not (0 <= rt <= MAX_RT_MS):
         raise StudyError(400, f"rt_ms must be a number of milliseconds in [0, {MAX_RT_MS:.0f}]")
-    return cid, tid, side, float(rt)
+    try:
+        view = parse_view(payload.get("view"))
+    except ViewError as exc:
+        raise StudyError(400, str(exc)) from None
+    return cid, tid, side, float(rt), view
 
 
 # Statements of the answer path, built once (the hot path of a study under load). One query
@@ -153,10 +161,12 @@ _S_ANSWER_STATE = (
         m.hits.c.assigned_to,
         m.hits.c.status.label("hit_status"),
         m.hits.c.version,
-        *m.trials.c["id", "kind", "left", "right"],
+        *m.trials.c["id", "kind", "image_id", "left", "right"],
         m.answers.c.id.label("answer"),
         m.answers.c.client_id.label("answer_cid"),
         m.answers.c.chosen_side.label("answer_side"),
+        m.answers.c.created_at.label("answer_at"),
+        *m.image_serves.c["reference_at", "left_at", "right_at"],
     )
     .select_from(
         m.assignments.join(m.hits, m.hits.c.id == m.assignments.c.hit_id)
@@ -168,6 +178,13 @@ _S_ANSWER_STATE = (
                 m.answers.c.assignment_id == m.assignments.c.id,
             ),
         )
+        .outerjoin(
+            m.image_serves,
+            and_(
+                m.image_serves.c.trial_id == m.trials.c.id,
+                m.image_serves.c.assignment_id == m.assignments.c.id,
+            ),
+        )
     )
     .where(m.assignments.c.token == bindparam("token"))
     .order_by(m.trials.c.position)
@@ -175,6 +192,7 @@ _S_ANSWER_STATE = (
 # PostgreSQL: lock the assignment and HIT rows (not the nullable side of the outer join)
 _S_ANSWER_STATE_PG = _S_ANSWER_STATE.with_for_update(of=[m.assignments, m.hits])
 _I_ANSWER = insert(m.answers)
+_I_VIEW = insert(m.answer_views)
 _U_ASSIGNMENT_DONE = (
     update(m.assignments)
     .where(m.assignments.c.id == bindparam("b_aid"))
@@ -188,24 +206,38 @@ _U_HIT_DONE = (
 
 
 def record_answer(
-    engine: Engine, token: str, payload: dict, settings, now: float | None = None
+    engine: Engine,
+    token: str,
+    payload: dict,
+    settings,
+    now: float | None = None,
+    *,
+    image_size=None,
+    user_agent: str | None = None,
 ) -> dict:
     """Store one answer for the assignment ``token``; return ``{done, answered, total, duplicate}``.
 
     ``payload``: ``answer_id`` (client-generated, unique), ``trial_id``, ``side`` (left/right,
-    the side clicked), ``rt_ms`` (response time, milliseconds). A repeated ``answer_id`` for the
-    same trial returns the stored result without writing. Refused with ``StudyError`` (nothing
-    written): malformed payload 400, unknown token 404, trial not in this HIT 404, finished HIT
-    409, HIT lease lost to someone else 410, trial already answered or out of order 409.
-    ``settings``: the app's ``Settings`` (``lease_seconds``: each answer renews the lease).
+    the side clicked, or tie when ``settings.allow_tie``), ``rt_ms`` (response time,
+    milliseconds), ``view`` (optional: the viewing conditions, :func:`study.display.parse_view`).
+    A repeated ``answer_id`` for the same trial returns the stored result without writing.
+    Refused with ``StudyError`` (nothing written): malformed payload 400, unknown token 404,
+    trial not in this HIT 404, finished HIT 409, HIT lease lost to someone else 410, trial
+    already answered or out of order 409. ``settings``: the app's ``Settings``
+    (``lease_seconds``: each answer renews the lease; ``min_view_ms``). ``image_size(image_id)``
+    -> (width, height) lets the server decide ``native`` (without it a view counts as not
+    native); ``user_agent`` is stored with the viewing conditions.
     """
-    cid, tid, side, rt = _validate_answer(payload)
+    cid, tid, side, rt, view = _validate_answer(payload, settings.allow_tie)
     if not isinstance(token, str) or not TOKEN_RE.match(token):
         raise StudyError(404, "unknown HIT link")
     now = time.time() if now is None else now
     try:
         with raw_transaction(engine, write=True) as conn:
-            return _answer_in(conn, token, cid, tid, side, rt, settings, now)
+            result = _answer_in(conn, token, cid, tid, side, rt, settings, now)
+            if not result["duplicate"]:
+                _defer_view(conn, result.pop("_trial"), view, settings, now, image_size, user_agent)
+            return result
     except engine.dialect.loaded_dbapi.IntegrityError as exc:
         # the id belongs to another participant's answer (the unique constraint refused it)
         raise StudyError(409, "answer_id was already used for another answer") from exc
@@ -245,7 +277,7 @@ def _answer_in(conn, token, cid, tid, side, rt, settings, now) -> dict:
     first_open = next(r for r in rows if r.answer is None)
     if trial.id != first_open.id:
         raise StudyError(409, "answer the trials in order")
-    chosen = trial.left if side == "left" else trial.right
+    chosen = {"left": trial.left, "right": trial.right}.get(side, "")  # "": a tie
     correct = None if trial.kind == "pair" else int(chosen == CHECK_REFERENCE)
     conn.defer(
         _I_ANSWER,
@@ -268,4 +300,29 @@ def _answer_in(conn, token, cid, tid, side, rt, settings, now) -> dict:
     else:
         lease = now + float(settings.lease_seconds)
         conn.defer(RENEW_LEASE, {"b_hid": a.hit_id, "b_exp": lease, "b_ver": a.version + 1})
-    return {"done": done, "answered": n, "total": total, "duplicate": False}
+    previous = max((r.answer_at for r in rows if r.answer_at is not None), default=None)
+    return {"done": done, "answered": n, "total": total, "duplicate": False,
+            "_trial": (a.aid, trial, previous)}  # fmt: skip
+
+
+def _defer_view(conn, trial_info, view, settings, now, image_size, user_agent) -> None:
+    """Queue the ``answer_views`` row of an answer: its viewing conditions (``view``, parsed),
+    ``native`` decided here, and the server-side timing (:func:`study.timing.view_timing`)."""
+    aid, trial, previous = trial_info
+    served = {"reference": trial.reference_at, "left": trial.left_at, "right": trial.right_at}
+    served_at, view_ms, too_fast = view_timing(served, previous, now, settings.min_view_ms)
+    row = {c.name: None for c in m.answer_views.c}
+    if view is not None:
+        rects = view.pop("_rects")
+        size = image_size(trial.image_id) if image_size is not None else None
+        row.update(view)
+        row["native"] = int(size is not None and is_native({**view, "_rects": rects}, *size))
+    row.update(
+        assignment_id=aid,
+        trial_id=trial.id,
+        user_agent=(user_agent or "")[:512] or None,
+        served_at=served_at,
+        server_view_ms=view_ms,
+        too_fast=too_fast,
+    )
+    conn.defer(_I_VIEW, row)

@@ -82,3 +82,14 @@ def test_read_matrix_with_and_without_header(tmp_path):
     p.write_text("0,3,1\n2,0,4\n")
     with pytest.raises(ValueError, match="not N x N"):
         read_matrix(p)
+
+
+def test_a_tie_is_half_a_vote_to_each_side_as_pwcmp_counts_it():
+    df = pd.DataFrame({"observer": ["a", "a", "a"], "condition_A": ["x", "x", "y"],
+                       "condition_B": ["y", "y", "x"], "is_A_selected": ["0.5", "1", "tie"]})
+    t = read_table(df)
+    # x-y tie: +0.5 each; x preferred: D[x, y] += 1; y-x tie: +0.5 each
+    np.testing.assert_array_equal(t.counts(), [[0, 2], [1, 0]])
+    assert t.n_comparisons == 3
+    with pytest.raises(ValueError, match="or 0.5 for a tie"):
+        read_table(df.assign(is_A_selected=["0.25", "1", "1"]))

@@ -30,7 +30,10 @@ def _skimage_sources():
 def make_experiment(
     folder: Path, conditions=("l2", "ms_ssim_l1", "mdf"), n_images=2, size=48
 ) -> Path:
-    """Write a real triplet experiment: reference + one PNG per condition, and manifest.json."""
+    """Write a real triplet experiment: reference + one PNG per condition, and manifest.json.
+
+    ``size``: the images' side in pixels, or (width, height)."""
+    width, height = (size, size) if isinstance(size, int) else size
     folder.mkdir(parents=True, exist_ok=True)
     sources = list(_skimage_sources().items())[:n_images]
     entries = []
@@ -44,7 +47,7 @@ def make_experiment(
     for name, arr in sources:
         sub = folder / name
         sub.mkdir(exist_ok=True)
-        ref = Image.fromarray(arr).convert("RGB").resize((size, size), Image.BICUBIC)
+        ref = Image.fromarray(arr).convert("RGB").resize((width, height), Image.BICUBIC)
         ref.save(sub / "reference.png")
         outs = {}
         for k, c in enumerate(conditions):
@@ -54,8 +57,8 @@ def make_experiment(
         entries.append(
             {
                 "id": name,
-                "width": size,
-                "height": size,
+                "width": width,
+                "height": height,
                 "reference": spec(sub / "reference.png"),
                 "outputs": outs,
             }
@@ -190,8 +193,14 @@ class Participant:
             self.data = json.loads(m.group(1))
         return r
 
-    def answer(self, trial_id, side="left", answer_id=None, rt_ms=1234.5, headers=None):
+    def answer(
+        self, trial_id, side="left", answer_id=None, rt_ms=1234.5, headers=None, view="native"
+    ):
+        """POST one answer; ``view``: "native" (a 1:1 side-by-side display of the trial's
+        images, as a browser reports it), None (no viewing conditions) or a view dict."""
         import uuid
+
+        from study.display import native_view
 
         body = {
             "answer_id": answer_id or str(uuid.uuid4()),
@@ -199,12 +208,27 @@ class Participant:
             "side": side,
             "rt_ms": rt_ms,
         }
+        if view == "native":
+            trial = next((t for t in (self.data or {}).get("trials", []) if t["id"] == trial_id),
+                         None)  # fmt: skip
+            view = native_view(*trial["size"]) if trial is not None else None
+        if view is not None:
+            body["view"] = view
         h = {"X-Requested-With": "mdf-study"}
         h.update(headers or {})
         return self.client.post(f"/api/answer/{self.token}", json=body, headers=h)
 
     def trial_ids(self):
         return [t["id"] for t in self.data["trials"]]
+
+    def kinds(self, app):
+        """The kind (pair/check/practice) of each trial, from the database (the page does not
+        say which trials are checks)."""
+        from sqlalchemy import text
+
+        with engine_of(app).connect() as c:
+            kind = dict(c.execute(text("SELECT id, kind FROM trials")).all())
+        return [kind[tid] for tid in self.trial_ids()]
 
 
 @pytest.fixture
@@ -235,9 +259,9 @@ def complete_hit(app, pid, side="left", check_ok=None):
 
     p = Participant(app.test_client(), pid)
     p.start()
-    for t in p.data["trials"]:
+    for t, kind in zip(p.data["trials"], p.kinds(app)):
         s = side
-        if t["kind"] == "check" and check_ok is not None:
+        if kind == "check" and check_ok is not None:
             with engine_of(app).connect() as c:
                 left = c.execute(
                     text('SELECT "left" FROM trials WHERE id = :i'), {"i": t["id"]}

@@ -32,8 +32,7 @@ def test_local_participant_completes_a_hit(app, participant, h):
     assert r.status_code == 303
     ids = participant.trial_ids()
     assert len(ids) == 10
-    kinds = [t["kind"] for t in participant.data["trials"]]
-    assert kinds.count("check") == 1
+    assert participant.kinds(app).count("check") == 1
     for k, tid in enumerate(ids):
         r = participant.answer(tid, side="left" if k % 2 else "right")
         assert r.status_code == 200
@@ -304,31 +303,36 @@ def test_images_are_served_by_trial_and_slot_only(app, participant, manifest):
 
 def test_check_shows_the_reference_and_a_distorted_copy(app, participant, manifest):
     participant.start()
-    t = next(t for t in participant.data["trials"] if t["kind"] == "check")
+    t = participant.data["trials"][participant.kinds(app).index("check")]
 
     def fetch(url):
         with participant.client.get(url) as r:
             return r.data
 
-    ref = fetch(t["urls"]["reference"])
-    sides = [fetch(t["urls"][s]) for s in ("left", "right")]
-    assert sides.count(ref) == 1  # one side is the reference itself
-    other = sides[1 - sides.index(ref)]
     import io
 
     import numpy as np
     from PIL import Image
 
-    a = np.asarray(Image.open(io.BytesIO(ref)), dtype=float)
-    b = np.asarray(Image.open(io.BytesIO(other)), dtype=float)
-    assert a.shape == b.shape and np.abs(a - b).mean() > 20  # heavily distorted
+    def pixels(png):
+        return np.asarray(Image.open(io.BytesIO(png)), dtype=float)
+
+    ref = fetch(t["urls"]["reference"])
+    sides = [fetch(t["urls"][s]) for s in ("left", "right")]
+    assert ref not in sides  # blind: no side is the reference's bytes
+    diffs = [np.abs(pixels(s) - pixels(ref)) for s in sides]
+    twin, other = sorted(diffs, key=lambda d: d.mean())
+    assert twin.max() == 1 and 0.05 < (twin > 0).mean() < 0.2  # the reference, invisibly moved
+    assert other.shape == twin.shape and other.mean() > 20  # heavily distorted
 
 
 def test_practice_trial_is_first_when_configured(make_app, h):
     app = make_app(PRACTICE=True)
     p = h.Participant(app.test_client())
     p.start()
-    assert p.data["trials"][0]["kind"] == "practice" and len(p.trial_ids()) == 11
+    assert p.kinds(app)[0] == "practice" and len(p.trial_ids()) == 11
+    assert p.data["trials"][0]["practice"] is True
+    assert not any("practice" in t for t in p.data["trials"][1:])
 
 
 # ---------------------------------------------------------------- platforms
