@@ -22,7 +22,15 @@ from . import models as m
 from .db import transaction
 from .design import build_full_pool
 
-__all__ = ["POOL_SETTINGS", "check_db", "ensure_db", "init_db", "insert_hits", "pool_facts"]
+__all__ = [
+    "POOL_SETTINGS",
+    "check_db",
+    "ensure_db",
+    "init_db",
+    "insert_hits",
+    "pool_facts",
+    "upgrade",
+]
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +159,30 @@ def ensure_db(engine: Engine, exp, settings) -> int | None:
         _lock_pool(conn)
         created = _create(conn, exp, settings) if _is_empty(conn) else None
         _verify(conn, exp, settings)
+        if created is None:
+            _add_missing_tables(conn)
     return created
+
+
+def _add_missing_tables(conn: Connection) -> None:
+    """Create the tables a database made by an earlier version lacks (the operations tables
+    of ``models``: lease clients, admin sessions, audit log); the study tables are unchanged."""
+    have = set(inspect(conn).get_table_names())
+    missing = [t for t in m.metadata.sorted_tables if t.name not in have]
+    if missing:
+        m.metadata.create_all(conn, tables=missing)
+        log.info("added tables %s to the study database", ", ".join(t.name for t in missing))
+
+
+def upgrade(engine: Engine) -> None:
+    """Add the tables that an initialised database made by an earlier version lacks (one
+    write transaction, only when one is missing)."""
+    with transaction(engine) as conn:
+        have = set(inspect(conn).get_table_names())
+    if any(t.name not in have for t in m.metadata.sorted_tables):
+        with transaction(engine, write=True) as conn:
+            _lock_pool(conn)
+            _add_missing_tables(conn)
 
 
 def check_db(engine: Engine, exp, settings) -> dict | None:

@@ -9,6 +9,8 @@ Routes (all ids validated; images are served by trial id and slot, never by path
 - ``POST /start``: consent given; allocate a HIT (or resume the worker's one) and redirect.
 - ``GET /hit/<token>``: the trial page (resumes at the first unanswered trial).
 - ``POST /api/answer/<token>``: store one answer (JSON, idempotent by ``answer_id``).
+- ``POST /api/heartbeat/<token>``: the open trial page renews its HIT's lease
+  (:mod:`study.leases`).
 - ``GET /img/<token>/<trial_id>/<slot>``: ``slot`` is reference, left or right.
 - ``GET /done/<token>``: completion: Prolific redirect with the completion code, MTurk submit
   form, or a thank-you page; only once every answer of the HIT is stored.
@@ -19,14 +21,25 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, send_file, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 
+from . import leases
 from .allocation import ID_RE, AlreadyDone, Worker, allocate
 from .db import get_engine
 from .experiment import CHECK_DISTORTED, CHECK_REFERENCE, current_experiment
 from .security import check_csrf, csrf_token, require_json_api
 from .settings import current_settings
-from .store import StudyError, load_assignment, record_answer, trial_of
+from .store import MAX_ID, StudyError, load_assignment, record_answer, trial_of
 
 bp = Blueprint("participant", __name__)
 
@@ -35,13 +48,16 @@ PROLIFIC_COMPLETE = "https://app.prolific.com/submissions/complete"
 
 
 def _valid_id(value: str | None, name: str) -> str:
-    if not value or not ID_RE.match(value):
+    if not value or not ID_RE.fullmatch(value):
         abort(400, f"missing or invalid {name}")
     return value
 
 
 def _submit_host_ok(url: str) -> bool:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
     origin = f"{parts.scheme}://{parts.netloc}"
     return origin in current_settings().mturk_submit_hosts and parts.path in ("", "/")
 
@@ -78,8 +94,12 @@ def _message(title: str, text: str, status: int = 200, **extra):
 @bp.errorhandler(StudyError)
 def _study_error(exc: StudyError):
     if request.path.startswith("/api/"):
-        return {"error": exc.message}, exc.status
-    return _message("Sorry", exc.message, exc.status)
+        resp = make_response({"error": exc.message}, exc.status)
+    else:
+        resp = make_response(_message("Sorry", exc.message, exc.status))
+    if exc.retry_after is not None:
+        resp.headers["Retry-After"] = str(int(exc.retry_after + 0.999))
+    return resp
 
 
 @bp.get("/")
@@ -97,14 +117,18 @@ def consent():
             else ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
         )
         hidden = {k: args[k] for k in keys}
-    return render_template(
-        "study/consent.html",
-        preview=False,
-        hidden=hidden,
-        local=worker is None or worker.platform == "local",
-        participant_id=args.get("participant_id", ""),
-        csrf=csrf_token(),
+    resp = make_response(
+        render_template(
+            "study/consent.html",
+            preview=False,
+            hidden=hidden,
+            local=worker is None or worker.platform == "local",
+            participant_id=args.get("participant_id", ""),
+            csrf=csrf_token(),
+        )
     )
+    leases.set_session_cookie(resp, current_settings())
+    return resp
 
 
 @bp.post("/start")
@@ -121,8 +145,9 @@ def start():
         from .active import hit_factory
 
         factory = hit_factory()
+    client = leases.client_of_request(settings)
     try:
-        token = allocate(get_engine(), worker, settings, hit_factory=factory)
+        token = allocate(get_engine(), worker, settings, hit_factory=factory, client=client)
     except AlreadyDone as exc:
         return redirect(url_for("participant.done", token=exc.token), code=303)
     return redirect(url_for("participant.hit", token=token), code=303)
@@ -140,7 +165,13 @@ def _trial_urls(token: str, trial_ids: list[int]) -> list[dict]:
 @bp.get("/hit/<token>")
 def hit(token: str):
     """The trial page; a reload resumes at the first unanswered trial and renews the lease."""
-    state = load_assignment(get_engine(), token, lease_seconds=current_settings().lease_seconds)
+    settings = current_settings()
+    state = load_assignment(
+        get_engine(),
+        token,
+        lease_seconds=settings.lease_seconds,
+        start_lease_seconds=settings.first_lease_seconds,
+    )
     a = state["assignment"]
     if a["status"] == "completed":
         return redirect(url_for("participant.done", token=token))
@@ -165,6 +196,8 @@ def hit(token: str):
         "trials": trials,
         "answer_url": url_for("participant.answer", token=token),
         "done_url": url_for("participant.done", token=token),
+        "heartbeat_url": url_for("participant.heartbeat", token=token),
+        "heartbeat_ms": 1000 * settings.heartbeat_seconds,
     }
     return render_template(
         "study/hit.html",
@@ -184,10 +217,17 @@ def answer(token: str):
     return result
 
 
+@bp.post("/api/heartbeat/<token>")
+def heartbeat(token: str):
+    """The open trial page renews its HIT's lease (JSON; 410 when the HIT is no longer its)."""
+    require_json_api()
+    return leases.heartbeat(get_engine(), token, current_settings())
+
+
 @bp.get("/img/<token>/<int:trial_id>/<slot>")
 def image(token: str, trial_id: int, slot: str):
     """The image shown in ``slot`` of a trial of this participant's HIT (never a path)."""
-    if slot not in ("reference", "left", "right"):
+    if slot not in ("reference", "left", "right") or trial_id > MAX_ID:
         abort(404)
     try:
         trial = trial_of(get_engine(), token, trial_id)
