@@ -35,9 +35,12 @@ DEFAULTS = types.MappingProxyType(defaults())
 def create_app(test_config: Mapping | None = None) -> Flask:
     """Build the study app: load the settings and the experiment, open (or create) the database.
 
-    The instance folder is ``MDF_STUDY_INSTANCE`` (default: Flask's ``instance`` folder).
-    Raises ``RuntimeError`` when ``SECRET_KEY`` or ``MANIFEST`` is missing and ``ValueError``
-    for a bad manifest, bad settings or a database built for another experiment.
+    The instance folder is ``MDF_STUDY_INSTANCE`` (default: Flask's ``instance`` folder;
+    created readable by its owner only). Raises ``RuntimeError`` when ``SECRET_KEY`` or
+    ``MANIFEST`` is missing, ``study.faults.StorageError`` (a ``RuntimeError``) when the
+    database cannot be written (read-only, full disk, PostgreSQL unreachable: the message names
+    it and the fix) and ``ValueError`` for a bad manifest, bad settings or a database built for
+    another experiment.
     """
     instance = os.environ.get(INSTANCE_ENV)
     app = Flask(
@@ -47,9 +50,9 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     )
     settings = load_settings(app.instance_path, test_config)
     app.config.from_mapping(settings.flask_config())
-    os.makedirs(app.instance_path, exist_ok=True)
+    os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
 
-    from . import admin, commands, db, hit_pool, participant, security
+    from . import admin, commands, db, faults, hit_pool, participant, security
     from .experiment import load_experiment
 
     exp = load_experiment(settings.manifest, verify_checksums=settings.verify_checksums)
@@ -57,22 +60,32 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     app.extensions["study_experiment"] = exp
     app.extensions[EXTENSION] = settings
     app.extensions["study_engine"] = engine
-    if settings.create_db:
-        created = hit_pool.ensure_db(engine, exp, settings)
-        if created is not None:
-            app.extensions[commands.CREATED] = created
-    elif hit_pool.check_db(engine, exp, settings) is None:
-        log.warning("the study database is empty and CREATE_DB is false: run init-db")
-        app.before_request(_until_initialised(engine, exp, settings))
+    try:
+        faults.check_disk(engine, settings)
+        with faults.at_start(engine):
+            if settings.create_db:
+                created = hit_pool.ensure_db(engine, exp, settings)
+                if created is not None:
+                    app.extensions[commands.CREATED] = created
+            elif hit_pool.check_db(engine, exp, settings) is None:
+                log.warning("the study database is empty and CREATE_DB is false: run init-db")
+                app.before_request(_until_initialised(engine, exp, settings))
+            else:
+                hit_pool.upgrade(engine)
+        faults.probe_write(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     app.jinja_env.globals["settings"] = settings
     commands.init_app(app)
     security.init_app(app, settings)
+    faults.init_app(app, engine)
     app.register_blueprint(participant.bp)
     app.register_blueprint(admin.bp)
 
     @app.get("/healthz")
     def healthz():
-        return {"ok": True}
+        return faults.health(app)
 
     return app
 

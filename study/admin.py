@@ -2,7 +2,10 @@
 
 The token comes from ``ADMIN_TOKEN`` (instance config or ``MDF_STUDY_ADMIN_TOKEN``); without one
 every admin route answers 404. Log in through the form (session cookie, SameSite=Strict, CSRF
-token) or send ``Authorization: Bearer <token>`` for scripted downloads.
+token) or send ``Authorization: Bearer <token>`` for scripted downloads. Sessions are kept on
+the server (:mod:`study.admin_sessions`: logout, expiry and a new token end them), wrong
+tokens are throttled with backoff, and logins, logouts and exports go to the audit log
+(:mod:`study.audit`).
 
 - ``GET /admin/``: progress per image and pair, HITs completed/abandoned/excluded, check-failure
   rate, median time per trial, how the answers were shown (1:1 or not, pixel ratios, layouts,
@@ -13,6 +16,7 @@ token) or send ``Authorization: Bearer <token>`` for scripted downloads.
 - ``GET /admin/export.csv?passed=1``: the long table (all rows, or passed checks only), screened
   as ``mdf study export``: answers shown 1:1 unless ``any_display=1``; ``drop_fast=1``,
   ``drop_hidden=1``, ``ties=drop``.
+- ``GET /admin/audit.json``: the last 200 entries of the audit log.
 """
 
 from __future__ import annotations
@@ -22,8 +26,19 @@ import hmac
 import io
 import sys
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
+from . import admin_sessions, audit
 from .db import get_engine
 from .experiment import current_experiment
 from .export import export_table, observer_matrices, summary, write_rows
@@ -35,6 +50,14 @@ from .viewing import display_summary, recent_page_views
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
+@bp.app_template_filter("utc")
+def _utc(epoch: float) -> str:
+    """Epoch seconds as ``YYYY-MM-DD HH:MM:SS`` (UTC), for the audit table."""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def _token() -> str:
     token = current_settings().admin_token
     if not token:
@@ -42,16 +65,49 @@ def _token() -> str:
     return token
 
 
+def _address() -> str:
+    return request.remote_addr or "-"
+
+
+def _too_many(wait: float):
+    """429 for a client that must wait ``wait`` seconds before its next token."""
+    seconds = int(wait + 0.999)
+    return Response(
+        f"Too many wrong admin tokens: try again in {seconds} s.\n",
+        429,
+        {"Retry-After": str(seconds)},
+        mimetype="text/plain",
+    )
+
+
+def _wrong_token(actor: str) -> float:
+    """Count a wrong token from this address (audited); return the wait before the next one."""
+    failures, wait = admin_sessions.record_failure(get_engine(), _address())
+    audit.record(get_engine(), actor, "login_failed", f"failure {failures}", _address())
+    return wait
+
+
 def admin_required(view):
-    """Allow the view only for a logged-in admin session or a valid bearer token."""
+    """Allow the view only for a live server-side admin session or a valid bearer token;
+    ``g.admin_actor`` names which (for the audit log)."""
 
     @functools.wraps(view)
     def wrapped(**kwargs):
         token = _token()
+        engine, settings = get_engine(), current_settings()
         auth = request.headers.get("Authorization", "")
-        if auth.startswith("Bearer ") and hmac.compare_digest(auth[7:].encode(), token.encode()):
-            return view(**kwargs)
-        if session.get("admin") is True:
+        if auth.startswith("Bearer "):
+            wait = admin_sessions.blocked_for(engine, _address())
+            if wait > 0:
+                return _too_many(wait)
+            if hmac.compare_digest(auth[7:].encode(), token.encode()):
+                g.admin_actor = "bearer token"
+                return view(**kwargs)
+            _wrong_token("bearer token")
+            abort(401)
+        secret = session.get("admin_sid")
+        if admin_sessions.is_valid(engine, secret, settings):
+            g.admin_actor = f"admin session {admin_sessions.session_label(secret)}"
             return view(**kwargs)
         if auth:
             abort(401)
@@ -62,19 +118,28 @@ def admin_required(view):
 
 @bp.route("/login", methods=("GET", "POST"))
 def login():
-    """Log in with the admin token."""
+    """Log in with the admin token (throttled per address after repeated wrong tokens)."""
     token = _token()
     error = None
     if request.method == "POST":
         check_csrf(request.form.get("csrf"), admin_binding())
+        engine = get_engine()
+        wait = admin_sessions.blocked_for(engine, _address())
+        if wait > 0:
+            return _too_many(wait)
         given = request.form.get("token", "")
         if hmac.compare_digest(given.encode(), token.encode()):
-            nonce = session.get("admin_nonce")
+            admin_sessions.record_success(engine, _address())
+            secret = admin_sessions.create(engine, current_settings(), _address())
+            label = f"admin session {admin_sessions.session_label(secret)}"
+            audit.record(engine, label, "login", "", _address())
             session.clear()
-            session["admin"] = True
-            session["admin_nonce"] = nonce
+            session["admin_sid"] = secret
             return redirect(url_for("admin.dashboard"))
-        error = "Wrong token."
+        wait = _wrong_token("login form")
+        error = "Wrong token." + (
+            f" Wait {int(wait + 0.999)} s before the next try." if wait else ""
+        )
     return render_template("admin/login.html", csrf=csrf_token(admin_binding()), error=error), (
         403 if error else 200
     )
@@ -82,8 +147,12 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    """End the admin session."""
+    """End the admin session on the server (every copy of its cookie stops working)."""
     check_csrf(request.form.get("csrf"), admin_binding())
+    secret = session.get("admin_sid")
+    if admin_sessions.revoke(get_engine(), secret):
+        label = f"admin session {admin_sessions.session_label(secret)}"
+        audit.record(get_engine(), label, "logout", "", _address())
     session.clear()
     return redirect(url_for("admin.login"))
 
@@ -97,13 +166,14 @@ def _summary() -> dict:
 @bp.get("/")
 @admin_required
 def dashboard():
-    """Progress, quality figures and the live JND plot."""
+    """Progress, quality figures, the live JND plot and the latest audit entries."""
     return render_template(
         "admin/dashboard.html",
         s=_summary(),
         page_views=recent_page_views(get_engine()),
         exp=current_experiment(),
         csrf=csrf_token(admin_binding()),
+        audit=audit.recent(get_engine(), 20),
     )
 
 
@@ -133,6 +203,8 @@ def export_csv():
     rows, report = export_table(get_engine(), passed_only=passed, screening=screening)
     buf = io.StringIO()
     write_rows(buf, rows)
+    detail = f"{'passed only' if passed else 'all rows'}, {len(rows)} rows (download)"
+    audit.record(get_engine(), g.admin_actor, "export", detail, _address())
     name = "comparisons-passed.csv" if passed else "comparisons-all.csv"
     return Response(
         buf.getvalue(),
@@ -220,3 +292,10 @@ def jnd_png():
     conditions, n = list(current_experiment().conditions), current_settings().admin_bootstrap
     png = off_the_event_loop(jnd_png_bytes, rows, conditions, n)
     return Response(png, mimetype="image/png", headers={"Cache-Control": "no-store"})
+
+
+@bp.get("/audit.json")
+@admin_required
+def audit_json():
+    """The last 200 entries of the audit log, newest first."""
+    return {"entries": audit.recent(get_engine(), 200)}

@@ -5,7 +5,8 @@ check (``UPDATE ... WHERE id = ? AND version = ?``), which is safe under SQLite'
 and under PostgreSQL's READ COMMITTED (the row is re-checked after a concurrent update). A HIT
 whose lease ran out returns to the pool; the participant who held it gets a new one on return,
 and a participant whose HIT is still leased to them gets the same assignment back (a reload
-resumes).
+resumes). A new HIT is leased for the short first lease; the limits per client (address and
+browser session) and the start rate are checked in the same transaction (:mod:`study.leases`).
 """
 
 from __future__ import annotations
@@ -15,17 +16,18 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 
 from . import models as m
 from .db import transaction
+from .leases import Client, admit, forget_old, lease_for, minutes, pool_retry_after, remember
 from .store import RENEW_LEASE, SELECT_HIT, StudyError
 
 __all__ = ["ID_RE", "AlreadyDone", "PoolFull", "Worker", "allocate"]
 
-#: Worker / study / session ids from platforms and typed participant ids.
-ID_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
+#: Worker / study / session ids from platforms and typed participant ids (use fullmatch).
+ID_RE = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
 
 
 @dataclass(frozen=True)
@@ -50,12 +52,18 @@ class AlreadyDone(StudyError):
 
 
 class PoolFull(StudyError):
-    """Every HIT is leased or done (503: a lease may run out, so come back later)."""
+    """Every HIT is leased or done (503). ``retry_after``: seconds until the first lease runs
+    out (the participant is told when to come back), None when every HIT is done."""
 
-    def __init__(self):
-        super().__init__(
-            503, "All HITs of this study are taken at the moment. Please try again later."
-        )
+    def __init__(self, retry_after: float | None = None):
+        if retry_after is None:
+            message = "This study is complete: every HIT has been answered. Thank you!"
+        else:
+            message = (
+                "All HITs of this study are taken at the moment. Please try again later: "
+                f"one should free up in about {minutes(retry_after)} minutes."
+            )
+        super().__init__(503, message, retry_after=retry_after)
 
 
 _S_MINE = (
@@ -102,21 +110,31 @@ _U_ASSIGN_HIT = (
     .values(hit_id=bindparam("b_hid"))
 )
 _I_ASSIGNMENT = insert(m.assignments).returning(m.assignments.c.id)
+_S_ANSWERED = select(func.count()).where(m.answers.c.assignment_id == bindparam("b_aid"))
 
 
 def allocate(
-    engine: Engine, worker: Worker, settings, now: float | None = None, hit_factory=None
+    engine: Engine,
+    worker: Worker,
+    settings,
+    now: float | None = None,
+    hit_factory=None,
+    client: Client | None = None,
 ) -> str:
     """Give ``worker`` a HIT and return the assignment token.
 
-    ``settings``: the app's ``Settings`` (``lease_seconds``, ``max_hits_per_worker``). A worker
-    whose HIT is still leased to them gets the same assignment back (a reload resumes). Raises
-    ``AlreadyDone``/``StudyError(403)`` when the worker has done ``max_hits_per_worker`` HITs
-    and ``PoolFull`` (503) when no HIT is left. ``hit_factory(conn)`` (active sampling) is
-    called to create a HIT when the pool is empty; it returns the new HIT id or None.
+    ``settings``: the app's ``Settings`` (leases, ``max_hits_per_worker``, client limits). A
+    worker whose HIT is still leased to them gets the same assignment back (a reload resumes).
+    A new HIT is leased for ``settings.first_lease_seconds``. ``client`` (keyed hashes of the
+    address and browser session; None: no client limits, e.g. in-process tools) is checked by
+    ``leases.admit``. Raises ``AlreadyDone``/``StudyError(403)`` when the worker has done
+    ``max_hits_per_worker`` HITs, ``leases.TooManyHits`` (429) over a client limit and
+    ``PoolFull`` (503, with when to come back) when no HIT is left. ``hit_factory(conn)``
+    (active sampling) is called to create a HIT when the pool is empty; it returns the new HIT
+    id or None.
     """
     now = time.time() if now is None else now
-    lease = float(settings.lease_seconds)
+    lease = float(settings.first_lease_seconds)
     with transaction(engine, write=True) as conn:
         pg = conn.dialect.name == "postgresql"
         mine = conn.execute(
@@ -128,9 +146,10 @@ def allocate(
                 continue
             hit = conn.execute(_S_HIT_PG if pg else SELECT_HIT, {"b_hid": a.hit_id}).one()
             if hit.assigned_to == a.id and hit.status == "leased":
-                conn.execute(
-                    RENEW_LEASE, {"b_hid": hit.id, "b_exp": now + lease, "b_ver": hit.version + 1}
-                )
+                answered = conn.execute(_S_ANSWERED, {"b_aid": a.id}).scalar_one() > 0
+                renew = {"b_hid": hit.id, "b_exp": now + lease_for(settings, answered),
+                         "b_ver": hit.version + 1}  # fmt: skip
+                conn.execute(RENEW_LEASE, renew)
                 return a.token
             conn.execute(_U_ABANDON, {"b_aid": a.id})
         done = sum(1 for a in mine if a.status == "completed")
@@ -139,6 +158,9 @@ def allocate(
                 last = [a for a in mine if a.status == "completed"][-1]
                 raise AlreadyDone(last.token)
             raise StudyError(403, "You have already taken part in this study.")
+        forget_old(conn, now, settings.start_window_seconds)
+        if client is not None:
+            admit(conn, client, settings, now)
         token = secrets.token_urlsafe(24)
         aid = conn.execute(
             _I_ASSIGNMENT,
@@ -157,6 +179,8 @@ def allocate(
                 "completed_at": None,
             },
         ).scalar_one()
+        if client is not None:
+            remember(conn, aid, client, now)
         for _ in range(20):
             cands = conn.execute(_S_CANDIDATES, {"b_now": now}).all()
             if not cands and hit_factory is not None:
@@ -173,4 +197,4 @@ def allocate(
                         conn.execute(_U_ABANDON, {"b_aid": prev})
                     conn.execute(_U_ASSIGN_HIT, {"b_aid": aid, "b_hid": hid})
                     return token
-        raise PoolFull()
+        raise PoolFull(pool_retry_after(conn, now))

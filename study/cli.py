@@ -17,77 +17,11 @@ from pathlib import Path
 
 import click
 
+from .data_commands import db_url, export, purge
+from .serving import WORKER_CLASSES, check_port, control_socket_path, gunicorn_argv
 from .settings import ENV_PREFIX, INSTANCE_ENV
 
-__all__ = ["WORKER_CLASSES", "cli", "db_url", "gunicorn_argv"]
-
-
-def db_url(value: str | None) -> str | None:
-    """A SQLAlchemy URL from ``--db``: a URL as is, or a file path as ``sqlite:///<abs path>``."""
-    if not value:
-        return None
-    if "://" in value:
-        return value
-    return "sqlite:///" + str(Path(value).resolve())
-
-
-WORKER_CLASSES = ("gevent", "gthread", "sync")
-
-
-def gunicorn_argv(
-    host: str,
-    port: int,
-    workers: int = 3,
-    *,
-    worker_class: str = "gevent",
-    threads: int = 4,
-    proxies: int = 0,
-) -> list[str]:
-    """The gunicorn command line that serves ``study:create_app()`` (documented production setup).
-
-    ``worker_class``: ``gevent`` (default: one thread per process and an event loop that keeps
-    idle and slow participants' connections open without holding a worker; a database call
-    blocks its worker while it runs), ``gthread`` (``threads`` threads per process) or ``sync``
-    (one request at a time, no keep-alive; for behind a buffering proxy such as nginx).
-    Threads of one process queue for the GIL around every database call, so a gthread worker
-    spends more CPU per answer than a gevent one (``benchmarks/study_workers.py`` measures it).
-    ``--forwarded-allow-ips`` is opened only when the app trusts ``proxies`` reverse proxies
-    (ProxyFix), otherwise forwarded headers are ignored.
-    """
-    if worker_class not in WORKER_CLASSES:
-        raise ValueError(f"worker_class must be one of {WORKER_CLASSES}, got {worker_class!r}")
-    if workers < 1 or threads < 1:
-        raise ValueError(f"workers and threads must be >= 1, got {workers} and {threads}")
-    argv = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--bind",
-        f"{host}:{port}",
-        "--workers",
-        str(workers),
-        "--worker-class",
-        worker_class,
-        "--timeout",
-        "60",
-        "--graceful-timeout",
-        "10",
-        "--access-logfile",
-        "-",
-        "--limit-request-line",
-        "4094",
-        "--limit-request-fields",
-        "50",
-        "--limit-request-field_size",
-        "8190",
-    ]
-    if worker_class == "gthread":
-        argv += ["--threads", str(threads)]
-    elif worker_class == "gevent":
-        argv += ["--worker-connections", "1000"]
-    if proxies:
-        argv += ["--forwarded-allow-ips", "*"]
-    return argv + ["study:create_app()"]
+__all__ = ["WORKER_CLASSES", "cli", "db_url", "gunicorn_argv"]  # (the last from study.serving)
 
 
 def _design_options(f):
@@ -167,7 +101,7 @@ def _export_env(
         if v is not None:
             os.environ[ENV_PREFIX + k] = str(v)
     inst = Path(instance).resolve()
-    inst.mkdir(parents=True, exist_ok=True)
+    inst.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.environ[INSTANCE_ENV] = str(inst)
     if not os.environ.get(ENV_PREFIX + "SECRET_KEY") and not (inst / "config.py").is_file():
         # A random secret per deployment, kept in the instance folder (never a shared default).
@@ -216,6 +150,10 @@ def cli() -> None:
 @click.option("--dev", is_flag=True, help="Flask's development server instead of gunicorn.")
 def serve(host, port, workers, worker_class, threads, proxies, dev, **kw):
     """Serve the study (gunicorn) and print the link to share."""
+    try:
+        check_port(host, port)  # before anything is printed: gunicorn would retry, then exit
+    except OSError as exc:
+        raise click.ClickException(exc.strerror or str(exc)) from exc
     _export_env(**kw)
     if proxies:
         os.environ[ENV_PREFIX + "PROXY_FIX"] = str(proxies)
@@ -227,15 +165,19 @@ def serve(host, port, workers, worker_class, threads, proxies, dev, **kw):
     except (ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
     app.extensions["study_engine"].dispose()
+    settings = app.extensions[EXTENSION]
     click.echo(
         f"study link: http://{host}:{port}/   (Prolific: add ?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}"
         "&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}})"
     )
-    if app.extensions[EXTENSION].admin_token is None:
+    if settings.admin_token is None:
         click.echo("admin dashboard disabled: set MDF_STUDY_ADMIN_TOKEN to enable /admin/")
     else:
         click.echo(f"admin dashboard: http://{host}:{port}/admin/")
     if dev:
+        from .access_log import redact_dev_log
+
+        redact_dev_log(settings.access_log)
         app.run(host=host, port=port, debug=False)
         return
     if worker_class == "gevent" and importlib.util.find_spec("gevent") is None:
@@ -243,8 +185,10 @@ def serve(host, port, workers, worker_class, threads, proxies, dev, **kw):
             "gevent is not installed: pip install gevent, or choose --worker-class gthread"
         )
     argv = gunicorn_argv(
-        host, port, workers, worker_class=worker_class, threads=threads, proxies=proxies
-    )
+        host, port, workers, worker_class=worker_class, threads=threads, proxies=proxies,
+        access_log=settings.access_log,
+        control_socket=control_socket_path(os.environ[INSTANCE_ENV]),
+    )  # fmt: skip
     os.execv(argv[0], argv)
 
 
@@ -270,41 +214,6 @@ def init_db_cmd(force, **kw):
         click.echo(run_init_db(engine, exp, settings, force))
     finally:
         engine.dispose()
-
-
-@cli.command()
-@click.option("--db", "db", required=True, help="SQLite file path or postgresql:// URL.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="CSV file to write.")
-@click.option("--passed-only", is_flag=True, help="Only HITs completed with every check passed.")
-@click.option("--require-native/--any-display", default=True, show_default=True,
-              help="Only answers shown 1:1 (one image pixel per device pixel), or all.")
-@click.option("--drop-fast", is_flag=True, help="Leave out answers flagged too_fast.")
-@click.option("--drop-hidden", is_flag=True, help="Leave out answers with a tab switch.")
-@click.option("--ties", type=click.Choice(["half", "drop"]), default="half", show_default=True,
-              help="'No visible difference' answers: half a vote each side, or left out.")
-def export(db, out, passed_only, require_native, drop_fast, drop_hidden, ties):
-    """Write pwcmp's long table with each answer's viewing conditions (1:1 answers by default)."""
-    from .db import make_engine
-    from .export import export_table, write_csv
-    from .screening import Screening
-
-    url = db_url(db)
-    if url.startswith("sqlite") and not Path(url[len("sqlite:///") :]).is_file():
-        raise click.ClickException(f"no database file at {url[len('sqlite:///') :]}")
-    try:
-        engine = make_engine(url)
-        screening = Screening(require_native, drop_fast, drop_hidden, ties)
-        rows, report = export_table(engine, passed_only=passed_only, screening=screening)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        if "engine" in locals():
-            engine.dispose()
-    write_csv(rows, out)
-    click.echo(f"wrote {len(rows)} comparisons to {out}")
-    if report.dropped:
-        hint = " (--any-display keeps answers not shown 1:1)" * require_native
-        click.echo(f"screening: {report.message()}{hint}", err=True)
 
 
 @cli.command()
@@ -397,3 +306,7 @@ def simulate(
         click.echo(f"  error: {e}")
     if errors:
         sys.exit(1)
+
+
+cli.add_command(export)
+cli.add_command(purge)

@@ -10,13 +10,19 @@ Two ways in: :func:`transaction` (SQLAlchemy connections; allocation, admin, exp
 pool), pinged at checkout on PostgreSQL, and the participant hot path's raw DBAPI connections
 (:mod:`study.raw`), which check out through :func:`checkout_raw` without the ping. The tables
 and the HIT pool are created by :mod:`study.hit_pool`.
+
+A new SQLite file is created readable by its owner only (0600; SQLite gives its -wal and -shm
+files the database file's mode), and an existing one open to the group or others is reported
+in the log.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import os
+import stat
 import weakref
 
 from flask import current_app
@@ -26,7 +32,9 @@ from sqlalchemy.exc import DisconnectionError
 
 from . import writer_lock
 
-__all__ = ["checkout_raw", "get_engine", "make_engine", "transaction"]
+__all__ = ["checkout_raw", "display_url", "get_engine", "make_engine", "transaction"]
+
+log = logging.getLogger(__name__)
 
 #: every engine made here; a forked child (gunicorn --preload, multiprocessing) drops the
 #: pooled connections it inherited instead of sharing their sockets with its parent
@@ -52,7 +60,21 @@ def make_engine(url: str, sqlite_synchronous: str = "FULL") -> Engine:
     """
     engine = _make_engine(url, sqlite_synchronous)
     _ENGINES.add(engine)
+    _GIVEN_URLS[engine] = url
     return engine
+
+
+#: the URL each engine was made from, as given (before ``_pg_driver`` named a driver)
+_GIVEN_URLS: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+
+
+def display_url(engine: Engine) -> str:
+    """The database URL of ``engine`` as it was given, password hidden (for messages)."""
+    from sqlalchemy.engine import make_url
+
+    given = _GIVEN_URLS.get(engine)
+    url = make_url(given) if given else engine.url
+    return url.render_as_string(hide_password=True)
 
 
 def _make_engine(url: str, sqlite_synchronous: str) -> Engine:
@@ -72,7 +94,8 @@ def _sqlite_engine(url: str, synchronous: str) -> Engine:
         raise ValueError(f"sqlite_synchronous must be OFF/NORMAL/FULL/EXTRA, got {synchronous!r}")
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
     db_path = engine.url.database
-    if db_path and db_path != ":memory:":
+    if db_path and db_path != ":memory:" and not db_path.startswith("file:"):
+        _private_file(db_path)
         writer_lock.register(engine, db_path)
 
     @event.listens_for(engine, "connect")
@@ -91,6 +114,28 @@ def _sqlite_engine(url: str, synchronous: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if mode else "BEGIN")
 
     return engine
+
+
+def _private_file(path: str) -> None:
+    """Create the SQLite file ``path`` empty with mode 0600 if it is missing (SQLite would
+    create it 0644), so that the answers and SQLite's -wal/-shm files are the owner's only;
+    log a warning for an existing file that the group or others may read. Problems opening it
+    (no folder, no write access) are left to the start-up check (``study.faults``)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return
+    except FileExistsError:
+        pass
+    except OSError:
+        return
+    mode = os.stat(path).st_mode
+    if stat.S_IMODE(mode) & 0o077:
+        log.warning(
+            "the study database %s is readable by others (mode %o): chmod 600 it and its "
+            "-wal/-shm files",
+            path,
+            stat.S_IMODE(mode),
+        )
 
 
 def _postgres_engine(url: str) -> Engine:

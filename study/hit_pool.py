@@ -23,7 +23,15 @@ from . import schema
 from .db import transaction
 from .design import build_full_pool
 
-__all__ = ["POOL_SETTINGS", "check_db", "ensure_db", "init_db", "insert_hits", "pool_facts"]
+__all__ = [
+    "POOL_SETTINGS",
+    "check_db",
+    "ensure_db",
+    "init_db",
+    "insert_hits",
+    "pool_facts",
+    "upgrade",
+]
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +161,19 @@ def ensure_db(engine: Engine, exp, settings) -> int | None:
         _lock_pool(conn)
         created = _create(conn, exp, settings) if _is_empty(conn) else None
         _verify(conn, exp, settings)
-        schema.add_missing_tables(conn)  # a database made before viewing conditions
+        schema.add_missing_tables(conn)  # a database made by an earlier version
     return created
+
+
+def upgrade(engine: Engine) -> None:
+    """Add the operations tables (:data:`study.schema.OPERATIONS_TABLES`) that an initialised
+    database made by an earlier version lacks (one write transaction, only when one is missing)."""
+    with transaction(engine) as conn:
+        missing = schema.missing_tables(conn, schema.OPERATIONS_TABLES)
+    if missing:
+        with transaction(engine, write=True) as conn:
+            _lock_pool(conn)
+            schema.add_missing_tables(conn, schema.OPERATIONS_TABLES)
 
 
 def check_db(engine: Engine, exp, settings) -> dict | None:

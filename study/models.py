@@ -1,6 +1,10 @@
 """Tables of the study database (SQLAlchemy Core; SQLite or PostgreSQL).
 
 - ``meta``: key/value facts about the study (manifest fingerprint, seed, design settings).
+- ``lease_clients``, ``admin_sessions``, ``login_throttle``, ``audit_log``: operations, no
+  study data (keyed hashes of the client of each unfinished HIT for the lease limits of
+  :mod:`study.leases`; the admin's server-side sessions, login failures and audited actions of
+  :mod:`study.admin_sessions` and :mod:`study.audit`).
 - ``hits``: the pool of HITs with their lease (``status`` open/leased/done, ``lease_expires``,
   ``assigned_to`` the current assignment, ``version`` for optimistic locking).
 - ``trials``: the trials of each HIT in display order, with the condition shown on each side.
@@ -51,6 +55,54 @@ meta = Table(
     metadata,
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+# ---- operations (no study data): lease limits, admin sessions, audit log
+
+lease_clients = Table(
+    "lease_clients",
+    metadata,
+    Column(
+        "assignment_id",
+        Integer,
+        ForeignKey("assignments.id"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("address", String(32), nullable=True, index=True),  # keyed hash of the address
+    Column("session", String(32), nullable=True, index=True),  # keyed hash of the cookie
+    Column("started_at", Float, nullable=False, index=True),
+)
+
+admin_sessions = Table(
+    "admin_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # SHA-256 of the secret in the cookie
+    Column("token_fp", String(64), nullable=False),  # keyed hash of the ADMIN_TOKEN it used
+    Column("address", String(64), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+)
+
+login_throttle = Table(
+    "login_throttle",
+    metadata,
+    Column("client", String(64), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("blocked_until", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    _key(),
+    Column("at", Float, nullable=False),
+    Column("actor", String(64), nullable=False),  # admin session, bearer token or cli
+    Column("address", String(64), nullable=True),
+    Column("action", String(32), nullable=False),
+    Column("detail", Text, nullable=False),
 )
 
 hits = Table(

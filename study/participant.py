@@ -12,6 +12,8 @@ Routes (all ids validated; images are served by trial id and slot, never by path
 - ``POST /api/answer/<token>``: store one answer (JSON, idempotent by ``answer_id``) with its
   viewing conditions (:mod:`study.display`).
 - ``POST /api/view/<token>``: the HIT page's screen report (:mod:`study.viewing`).
+- ``POST /api/heartbeat/<token>``: the open trial page renews its HIT's lease
+  (:mod:`study.leases`).
 - ``GET /img/<token>/<trial_id>/<slot>``: ``slot`` is reference, left or right; every image
   goes out with the same headers, and the first serve of each is timed (:mod:`study.timing`).
 - ``GET /done/<token>``: completion: Prolific redirect with the completion code, MTurk submit
@@ -26,15 +28,25 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
+from . import leases
 from .allocation import ID_RE, AlreadyDone, Worker, allocate
 from .db import get_engine
 from .display import ViewError, is_mobile_user_agent, parse_page_view
 from .experiment import CHECK_DISTORTED, CHECK_REFERENCE, current_experiment
 from .security import check_csrf, csrf_token, require_json_api
 from .settings import current_settings
-from .store import TOKEN_RE, StudyError, load_assignment, record_answer
+from .store import MAX_ID, TOKEN_RE, StudyError, load_assignment, record_answer
 from .timing import serve_trial
 from .viewing import record_page_view
 
@@ -45,13 +57,16 @@ PROLIFIC_COMPLETE = "https://app.prolific.com/submissions/complete"
 
 
 def _valid_id(value: str | None, name: str) -> str:
-    if not value or not ID_RE.match(value):
+    if not value or not ID_RE.fullmatch(value):
         abort(400, f"missing or invalid {name}")
     return value
 
 
 def _submit_host_ok(url: str) -> bool:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
     origin = f"{parts.scheme}://{parts.netloc}"
     return origin in current_settings().mturk_submit_hosts and parts.path in ("", "/")
 
@@ -88,8 +103,12 @@ def _message(title: str, text: str, status: int = 200, **extra):
 @bp.errorhandler(StudyError)
 def _study_error(exc: StudyError):
     if request.path.startswith("/api/"):
-        return {"error": exc.message}, exc.status
-    return _message("Sorry", exc.message, exc.status)
+        resp = make_response({"error": exc.message}, exc.status)
+    else:
+        resp = make_response(_message("Sorry", exc.message, exc.status))
+    if exc.retry_after is not None:
+        resp.headers["Retry-After"] = str(int(exc.retry_after + 0.999))
+    return resp
 
 
 def _device_refused():
@@ -125,14 +144,18 @@ def consent():
             else ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
         )
         hidden = {k: args[k] for k in keys}
-    return render_template(
-        "study/consent.html",
-        preview=False,
-        hidden=hidden,
-        local=worker is None or worker.platform == "local",
-        participant_id=args.get("participant_id", ""),
-        csrf=csrf_token(),
+    resp = make_response(
+        render_template(
+            "study/consent.html",
+            preview=False,
+            hidden=hidden,
+            local=worker is None or worker.platform == "local",
+            participant_id=args.get("participant_id", ""),
+            csrf=csrf_token(),
+        )
     )
+    leases.set_session_cookie(resp, current_settings())
+    return resp
 
 
 @bp.post("/start")
@@ -151,8 +174,9 @@ def start():
         from .active import hit_factory
 
         factory = hit_factory()
+    client = leases.client_of_request(settings)
     try:
-        token = allocate(get_engine(), worker, settings, hit_factory=factory)
+        token = allocate(get_engine(), worker, settings, hit_factory=factory, client=client)
     except AlreadyDone as exc:
         return redirect(url_for("participant.done", token=exc.token), code=303)
     return redirect(url_for("participant.hit", token=token), code=303)
@@ -170,7 +194,13 @@ def _trial_urls(token: str, trial_ids: list[int]) -> list[dict]:
 @bp.get("/hit/<token>")
 def hit(token: str):
     """The trial page; a reload resumes at the first unanswered trial and renews the lease."""
-    state = load_assignment(get_engine(), token, lease_seconds=current_settings().lease_seconds)
+    settings = current_settings()
+    state = load_assignment(
+        get_engine(),
+        token,
+        lease_seconds=settings.lease_seconds,
+        start_lease_seconds=settings.first_lease_seconds,
+    )
     a = state["assignment"]
     if a["status"] == "completed":
         return redirect(url_for("participant.done", token=token))
@@ -190,7 +220,7 @@ def hit(token: str):
         if t["kind"] == "practice":  # (labelled on screen; checks are never marked)
             trial["practice"] = True
         trials.append(trial)
-    s = current_settings()
+    s = settings
     data = {
         "trials": trials,
         "answer_url": url_for("participant.answer", token=token),
@@ -203,6 +233,8 @@ def hit(token: str):
             "allow_tie": s.allow_tie,
             "allow_mobile": s.allow_mobile,
         },
+        "heartbeat_url": url_for("participant.heartbeat", token=token),
+        "heartbeat_ms": 1000 * settings.heartbeat_seconds,
     }
     return render_template(
         "study/hit.html",
@@ -243,11 +275,18 @@ def answer(token: str):
     return result
 
 
+@bp.post("/api/heartbeat/<token>")
+def heartbeat(token: str):
+    """The open trial page renews its HIT's lease (JSON; 410 when the HIT is no longer its)."""
+    require_json_api()
+    return leases.heartbeat(get_engine(), token, current_settings())
+
+
 @bp.post("/api/view/<token>")
 def page_view(token: str):
     """Store the HIT page's report of the screen and of what it could show (JSON)."""
     require_json_api()
-    if not TOKEN_RE.match(token):
+    if not TOKEN_RE.fullmatch(token):
         abort(404)
     try:
         row = parse_page_view(request.get_json(silent=True), request.headers.get("User-Agent"))
@@ -263,7 +302,9 @@ def image(token: str, trial_id: int, slot: str):
     Every image goes out the same way (PNG bytes, the same headers, no file dates), and the
     reference side of an attention check is a pixel-different twin of the reference
     (:mod:`study.images`), so neither the URL, the headers nor the bytes give a check away."""
-    if slot not in ("reference", "left", "right") or not TOKEN_RE.match(token):
+    if slot not in ("reference", "left", "right") or not TOKEN_RE.fullmatch(token):
+        abort(404)
+    if trial_id > MAX_ID:  # (the database's integer range: larger ids cannot exist)
         abort(404)
     trial = serve_trial(get_engine(), token, trial_id, slot)
     if trial is None:

@@ -292,8 +292,8 @@ def _raw_connection_class(engine: Engine) -> type[RawConnection]:
 def _rollback_quietly(raw: RawConnection) -> None:
     try:
         raw.rollback()
-    except Exception:  # the original error matters more
-        log.exception("rollback failed")
+    except Exception as exc:  # noqa: BLE001 - the original error matters more (and is raised)
+        log.warning("rollback failed (%s: %s)", type(exc).__name__, exc)
 
 
 @contextlib.contextmanager

@@ -1,7 +1,9 @@
 """Tables added to the study database after its first release, and older databases.
 
-A database made before the display-fidelity release lacks ``image_serves``, ``answer_views``
-and ``hit_views`` (:mod:`study.models`). Its answers stay readable: :mod:`study.export` reads
+Two groups of tables came later. The operations tables (:data:`OPERATIONS_TABLES`: lease
+clients, admin sessions, login throttling, audit log) hold the server's own state, not study
+data: they are created whenever they are missing. A database made before the display-fidelity
+release also lacks ``image_serves``, ``answer_views`` and ``hit_views`` (:data:`ADDED_TABLES`). Its answers stay readable: :mod:`study.export` reads
 them as answers without viewing conditions (``native`` unknown). An app started on it with
 ``CREATE_DB`` true adds the missing (empty) tables in the same transaction that checks the
 database, so new answers get their viewing conditions; with ``CREATE_DB`` false it is refused
@@ -17,23 +19,33 @@ from sqlalchemy.engine import Connection
 
 from . import models as m
 
-__all__ = ["ADDED_TABLES", "add_missing_tables", "missing_tables", "require_tables"]
+__all__ = [
+    "ADDED_TABLES", "OPERATIONS_TABLES", "add_missing_tables", "missing_tables", "require_tables",
+]
 
 log = logging.getLogger(__name__)
 
-#: tables an older study database may lack, in creation order
+#: viewing-condition tables an older study database may lack, in creation order
 ADDED_TABLES = (m.image_serves, m.answer_views, m.hit_views)
+#: the server's own state (leases' clients, admin sessions, login throttle, audit log)
+OPERATIONS_TABLES = (m.lease_clients, m.admin_sessions, m.login_throttle, m.audit_log)
 
 
-def missing_tables(conn: Connection) -> list[str]:
-    """Names of :data:`ADDED_TABLES` the database of ``conn`` lacks."""
+def missing_tables(conn: Connection, tables=ADDED_TABLES) -> list[str]:
+    """Names of ``tables`` (default :data:`ADDED_TABLES`) the database of ``conn`` lacks."""
     have = inspect(conn)
-    return [t.name for t in ADDED_TABLES if not have.has_table(t.name)]
+    return [t.name for t in tables if not have.has_table(t.name)]
 
 
-def add_missing_tables(conn: Connection) -> list[str]:
-    """Create the :data:`ADDED_TABLES` that are missing (empty); return their names."""
-    missing = missing_tables(conn)
+def add_missing_tables(conn: Connection, tables=None) -> list[str]:
+    """Create the missing ``tables`` (default: both groups), empty; return their names."""
+    tables = (*OPERATIONS_TABLES, *ADDED_TABLES) if tables is None else tuple(tables)
+    names = {t.name for t in tables}
+    ops = missing_tables(conn, [t for t in OPERATIONS_TABLES if t.name in names])
+    if ops:
+        m.metadata.create_all(conn, tables=[t for t in OPERATIONS_TABLES if t.name in ops])
+        log.info("added the operations table(s) %s to the study database", ", ".join(ops))
+    missing = missing_tables(conn, [t for t in ADDED_TABLES if t.name in names])
     if missing:
         m.metadata.create_all(conn, tables=[t for t in ADDED_TABLES if t.name in missing])
         log.warning(
@@ -41,7 +53,7 @@ def add_missing_tables(conn: Connection) -> list[str]:
             "(every answer is kept; earlier answers have no viewing conditions)",
             ", ".join(missing),
         )
-    return missing
+    return ops + missing
 
 
 def require_tables(conn: Connection) -> None:

@@ -24,6 +24,7 @@ Flask keys) are passed to Flask's ``app.config`` unchanged (:attr:`Settings.flas
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
 import re
@@ -102,6 +103,15 @@ def _origins(key, hosts):
     return None
 
 
+def _networks(key, nets):
+    for n in nets:
+        try:
+            ipaddress.ip_network(n, strict=False)
+        except ValueError:
+            return f"{key}: {n!r} is not an IP network such as 10.0.0.0/8 or ::1"
+    return None
+
+
 def _setting(default=dataclasses.MISSING, check=None, *, flask=False, path=False, secret=False):
     """A field that is a setting; ``flask``: also a Flask config key; ``path``: accepts
     ``os.PathLike`` from Python configuration; ``secret``: never shown in an error."""
@@ -136,6 +146,27 @@ class Settings:
     #: an unfinished HIT returns to the pool after this many seconds idle
     lease_seconds: int = _setting(1800, _at_least(1))
     max_hits_per_worker: int = _setting(1, _at_least(1))
+    #: lease of a new HIT until its first answer (the open trial page's heartbeat renews it;
+    #: at most LEASE_SECONDS): an id that never answers holds a HIT for minutes only
+    start_lease_seconds: int = _setting(300, _at_least(10))
+    #: unfinished HITs one client address (the one PROXY_FIX trusts) may hold at once; 0: no cap
+    max_leases_per_address: int = _setting(3, _at_least(0))
+    #: unfinished HITs one browser session (cookie) may hold; a start beyond it releases the
+    #: session's oldest one (a shared lab computer); 0: no cap
+    max_leases_per_session: int = _setting(1, _at_least(0))
+    #: new HITs one client address may start per START_WINDOW_SECONDS; 0: no limit
+    max_starts_per_address: int = _setting(20, _at_least(0))
+    start_window_seconds: int = _setting(3600, _at_least(1))
+    #: client networks the address limits leave alone (default: this machine, where `mdf study
+    #: simulate` and `mdf demo` run; a reverse proxy without PROXY_FIX looks like this too)
+    lease_limit_exempt: tuple[str, ...] = _setting(("127.0.0.0/8", "::1/128"), _networks)
+    #: an admin login lasts this long (kept on the server: logout or a new ADMIN_TOKEN ends it)
+    admin_session_seconds: int = _setting(8 * 3600, _at_least(60))
+    #: `mdf study serve`'s access log: private (no client address, query string, user agent or
+    #: referrer; HIT tokens hashed), full (gunicorn's default format) or off
+    access_log: str = _setting("private", _one_of("private", "full", "off"))
+    #: a SQLite database is refused at start with less free disk space (MB) than this
+    min_free_disk_mb: int = _setting(50, _at_least(0))
     #: asap design: total comparisons to hand out
     asap_budget: int = _setting(2000, _at_least(1))
     prolific_completion_code: str | None = _setting(None)
@@ -203,6 +234,16 @@ class Settings:
         if self.session_cookie_secure is None:
             object.__setattr__(self, "session_cookie_secure", self.proxy_fix > 0)
         object.__setattr__(self, "flask_extra", types.MappingProxyType(dict(self.flask_extra)))
+
+    @property
+    def first_lease_seconds(self) -> int:
+        """The lease of a HIT until its first answer: START_LEASE_SECONDS, at most LEASE_SECONDS."""
+        return min(self.start_lease_seconds, self.lease_seconds)
+
+    @property
+    def heartbeat_seconds(self) -> int:
+        """How often the open trial page renews its lease (a quarter of the first lease, 5-60 s)."""
+        return max(5, min(60, self.first_lease_seconds // 4))
 
     @property
     def per_pair_target(self) -> int:

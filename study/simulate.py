@@ -26,6 +26,7 @@ import json
 import math
 import random
 import re
+import secrets
 import time
 import urllib.parse
 import uuid
@@ -227,6 +228,10 @@ def _run_bot(res, c, jod, hashes, rng, platform, duplicate_rate, max_answers, pa
         "Origin": c.origin,
     }
     first_tick = None
+    # answer ids: fresh in every run (a rerun with the same seed and ids resumes its HITs
+    # instead of resending ids the server already holds), while the seeded rng still draws
+    # the same stream of choices
+    nonce = secrets.randbits(128)
     for t in data["trials"]:
         if t["answered"]:
             continue
@@ -251,7 +256,7 @@ def _run_bot(res, c, jod, hashes, rng, platform, duplicate_rate, max_answers, pa
             else:
                 p_left = preference_from_jnd(jod.get(left, 0.0) - jod.get(right, 0.0))
                 side = "left" if rng.random() < p_left else "right"
-        answer_id = str(uuid.UUID(int=rng.getrandbits(128)))
+        answer_id = str(uuid.UUID(int=rng.getrandbits(128) ^ nonce))
         payload = json.dumps(
             {
                 "answer_id": answer_id,

@@ -23,6 +23,7 @@ from .raw import raw_transaction
 from .timing import view_timing
 
 __all__ = [
+    "MAX_ID",
     "RENEW_LEASE",
     "SELECT_HIT",
     "TOKEN_RE",
@@ -32,18 +33,22 @@ __all__ = [
     "trial_of",
 ]
 
-TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
-CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9-]{8,64}$")
+TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{20,64}")  # (use fullmatch)
+CLIENT_ID_RE = re.compile(r"[A-Za-z0-9-]{8,64}")
 MAX_RT_MS = 3_600_000.0
+#: the largest row id (PostgreSQL's INTEGER); a larger id in a request names nothing
+MAX_ID = 2**31 - 1
 
 
 class StudyError(Exception):
-    """A request the study refuses; ``status`` is the HTTP status code to answer with."""
+    """A request the study refuses; ``status`` is the HTTP status code to answer with and
+    ``retry_after`` (seconds, optional) when to try again (sent as ``Retry-After``)."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, retry_after: float | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retry_after = retry_after
 
 
 #: a HIT's lease state, by id (``b_hid``)
@@ -83,8 +88,10 @@ _S_IMAGE_TRIAL = (
 def trial_of(engine: Engine, token: str, trial_id: int):
     """The (image_id, left, right) of trial ``trial_id`` if it belongs to the HIT of ``token``;
     raise ``StudyError(404)`` otherwise (one query: the image route's hot path)."""
-    if not isinstance(token, str) or not TOKEN_RE.match(token):
+    if not isinstance(token, str) or not TOKEN_RE.fullmatch(token):
         raise StudyError(404, "unknown HIT link")
+    if not isinstance(trial_id, int) or not 0 < trial_id <= MAX_ID:
+        raise StudyError(404, "no such trial in this HIT")
     with raw_transaction(engine) as conn:
         row = conn.execute(_S_IMAGE_TRIAL, {"b_token": token, "b_tid": trial_id}).first()
     if row is None:
@@ -93,16 +100,21 @@ def trial_of(engine: Engine, token: str, trial_id: int):
 
 
 def load_assignment(
-    engine: Engine, token: str, now: float | None = None, lease_seconds: float | None = None
+    engine: Engine,
+    token: str,
+    now: float | None = None,
+    lease_seconds: float | None = None,
+    start_lease_seconds: float | None = None,
 ) -> dict:
     """Return the assignment of ``token`` with its trials and answered trial ids.
 
     Keys: ``assignment`` (row mapping), ``trials`` (list of row mappings in order),
     ``answered`` (set of trial ids), ``leased`` (the HIT is still this assignment's). When
-    ``lease_seconds`` is given and the HIT is still held, the lease is renewed. Raises
-    ``StudyError(404)`` for an unknown or malformed token.
+    ``lease_seconds`` is given and the HIT is still held, the lease is renewed: by
+    ``lease_seconds`` once an answer is stored, before that by ``start_lease_seconds`` (when
+    given; ``study.leases``). Raises ``StudyError(404)`` for an unknown or malformed token.
     """
-    if not isinstance(token, str) or not TOKEN_RE.match(token):
+    if not isinstance(token, str) or not TOKEN_RE.fullmatch(token):
         raise StudyError(404, "unknown HIT link")
     now = time.time() if now is None else now
     with raw_transaction(engine, write=lease_seconds is not None) as conn:
@@ -116,9 +128,11 @@ def load_assignment(
         answered = {t["id"] for t in trials if t.pop("answer") is not None}
         leased = hit.assigned_to == a["id"] and hit.status == "leased" and a["status"] == "active"
         if leased and lease_seconds is not None:
+            lease = (
+                lease_seconds if answered or start_lease_seconds is None else start_lease_seconds
+            )
             conn.defer(
-                RENEW_LEASE,
-                {"b_hid": hit.id, "b_exp": now + lease_seconds, "b_ver": hit.version + 1},
+                RENEW_LEASE, {"b_hid": hit.id, "b_exp": now + lease, "b_ver": hit.version + 1}
             )
     return {
         "assignment": dict(a),
@@ -132,10 +146,10 @@ def _validate_answer(payload, allow_tie: bool = False) -> tuple[str, int, str, f
     if not isinstance(payload, dict):
         raise StudyError(400, "expected a JSON object")
     cid = payload.get("answer_id")
-    if not isinstance(cid, str) or not CLIENT_ID_RE.match(cid):
+    if not isinstance(cid, str) or not CLIENT_ID_RE.fullmatch(cid):
         raise StudyError(400, "answer_id must be 8-64 characters [A-Za-z0-9-]")
     tid = payload.get("trial_id")
-    if not isinstance(tid, int) or isinstance(tid, bool) or tid < 1:
+    if not isinstance(tid, int) or isinstance(tid, bool) or not 0 < tid <= MAX_ID:
         raise StudyError(400, "trial_id must be a positive integer")
     side = payload.get("side")
     if side not in (("left", "right", "tie") if allow_tie else ("left", "right")):
@@ -229,7 +243,7 @@ def record_answer(
     native); ``user_agent`` is stored with the viewing conditions.
     """
     cid, tid, side, rt, view = _validate_answer(payload, settings.allow_tie)
-    if not isinstance(token, str) or not TOKEN_RE.match(token):
+    if not isinstance(token, str) or not TOKEN_RE.fullmatch(token):
         raise StudyError(404, "unknown HIT link")
     now = time.time() if now is None else now
     try:

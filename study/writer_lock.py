@@ -5,7 +5,9 @@ steps (up to 100 ms) and so adds long tail latency under load. A process-wide
 ``threading.Lock`` plus an ``fcntl.flock`` on ``<database>.lock`` hands the write lock over as
 soon as it is released instead. Every write transaction of the app (``db.transaction`` and
 ``raw.raw_transaction`` with ``write=True``) takes it first. (No-op where fcntl is unavailable;
-PostgreSQL engines have no writer lock: row locks do that job there.)
+PostgreSQL engines have no writer lock: row locks do that job there.) A lock file this process
+may only read is opened read-only (``flock`` needs no write access); one it cannot open at all
+raises :class:`LockFileError`, which names the file and the fix.
 """
 
 from __future__ import annotations
@@ -17,7 +19,36 @@ import weakref
 
 from sqlalchemy.engine import Engine
 
-__all__ = ["WriterLock", "register", "writer_lock"]
+__all__ = ["LockFileError", "WriterLock", "register", "writer_lock"]
+
+
+class LockFileError(OSError):
+    """The writer lock file cannot be opened (``path``; the OS error is the cause)."""
+
+    def __init__(self, path: str, exc: OSError):
+        folder = os.path.dirname(path) or "."
+        super().__init__(
+            exc.errno,
+            f"cannot open the SQLite writer lock file {path} ({exc.strerror}): give this "
+            f"server's user write access to {folder}, or remove a {os.path.basename(path)} "
+            "left there by another user",
+        )
+        self.path = path
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def _open_lock_file(path: str) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except PermissionError as exc:
+        try:  # an existing lock file we may only read: flock works on a read-only descriptor
+            return os.open(path, os.O_RDONLY)
+        except OSError:
+            raise LockFileError(path, exc) from exc
+    except OSError as exc:
+        raise LockFileError(path, exc) from exc
 
 
 class WriterLock:
@@ -35,7 +66,7 @@ class WriterLock:
             import fcntl
 
             if self.fd is None or self.pid != os.getpid():  # reopen after fork
-                self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                self.fd = _open_lock_file(self.path)
                 self.pid = os.getpid()
             fcntl.flock(self.fd, fcntl.LOCK_EX)
         except ImportError:  # pragma: no cover - not POSIX

@@ -295,6 +295,10 @@
     preload(index + 1);
   }
 
+  // Sent again with the same answer_id (stored once) while the server answers 5xx or cannot be
+  // reached: every 0.5, 1, 2, ... s, at most 30 s apart, for about 8 minutes. A 5xx is the
+  // server's problem (it says so); the message never blames the participant's connection.
+  const SAVED = " Your answers so far are saved; this one is sent again automatically.";
   function post(url, body, attempt) {
     return fetch(url, {
       method: "POST",
@@ -302,12 +306,18 @@
       body: JSON.stringify(body),
       credentials: "same-origin",
     }).then(function (r) {
-      if (r.status >= 500 && attempt < 8) { throw new Error("server " + r.status); }
+      if (r.status >= 500) {
+        return r.json().catch(function () { return {}; }).then(function (j) {
+          const e = new Error("server " + r.status);
+          e.server = j.error || "The study's server has a problem saving answers (not your connection)." + SAVED;
+          throw e;
+        });
+      }
       return r.json().then(function (j) { return { ok: r.ok, status: r.status, body: j }; });
     }).catch(function (err) {
-      if (attempt >= 8) { throw err; }
-      status.textContent = "Connection problem, retrying...";
-      return new Promise(function (res) { setTimeout(res, 500 * Math.pow(2, attempt)); })
+      if (attempt >= 24) { throw err; }
+      status.textContent = err.server || ("The study's server cannot be reached right now." + SAVED);
+      return new Promise(function (res) { setTimeout(res, Math.min(30000, 500 * Math.pow(2, attempt))); })
         .then(function () { return post(url, body, attempt + 1); });
     });
   }
@@ -355,7 +365,8 @@
       index += 1;
       begin();
     }).catch(function () {
-      status.textContent = "Could not save your answer. Please check your connection and reload.";
+      status.textContent = "The study's server still cannot save answers. Your answers so far " +
+        "are saved: please come back in a few minutes and reload this page to continue.";
     });
   }
 

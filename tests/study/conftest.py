@@ -6,7 +6,12 @@ import hashlib
 import json
 import os
 import re
+import signal
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -272,6 +277,28 @@ def complete_hit(app, pid, side="left", check_ok=None):
     return p
 
 
+def stored_answers(database: str):
+    """(client_id, assignment_id, trial_id) of every stored answer, and (status, answers) per
+    assignment, read from ``database`` with a fresh engine."""
+    from sqlalchemy import text
+
+    from study.db import make_engine
+
+    engine = make_engine(database)
+    try:
+        with engine.connect() as c:
+            rows = c.execute(text("SELECT client_id, assignment_id, trial_id FROM answers")).all()
+            per = c.execute(
+                text(
+                    "SELECT a.status, COUNT(s.id) FROM assignments a LEFT JOIN "
+                    "answers s ON s.assignment_id = a.id GROUP BY a.id, a.status"
+                )
+            ).all()
+        return rows, per
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
 def h():
     """Helpers for test modules (pytest runs with --import-mode=importlib: no conftest imports)."""
@@ -286,6 +313,71 @@ def h():
         engine_of=engine_of,
         base_config=base_config,
         complete=complete_hit,
+        stored_answers=stored_answers,
         SECRET=SECRET,
         ADMIN=ADMIN,
     )
+
+
+# ---------------------------------------------------------------- gunicorn on loopback
+
+
+class Gunicorn:
+    def __init__(self, env: dict, port: int, log, worker_class: str = "gevent"):
+        self.env, self.port, self.log, self.proc = env, port, log, None
+        self.worker_class = worker_class
+
+    def start(self):
+        from study.cli import gunicorn_argv
+
+        argv = gunicorn_argv("127.0.0.1", self.port, 2, worker_class=self.worker_class, threads=4)
+        self.proc = subprocess.Popen(
+            argv, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.proc.returncode}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("gunicorn did not start within 30 s")
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def kill9(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def server(tmp_path, manifest, database):
+    servers = []
+
+    def _make(worker_class="gevent", **over):
+        env = dict(os.environ)
+        env.update(
+            {
+                "MDF_STUDY_SECRET_KEY": SECRET,
+                "MDF_STUDY_MANIFEST": str(manifest),
+                "MDF_STUDY_DATABASE": database,
+                "MDF_STUDY_INSTANCE": str(tmp_path / "inst"),
+                "PYTHONPATH": os.pathsep.join(sys.path),
+            }
+        )
+        env.update({f"MDF_STUDY_{k}": str(v) for k, v in over.items()})
+        log = open(tmp_path / "gunicorn.log", "ab")  # noqa: SIM115 (closed at teardown)
+        g = Gunicorn(env, free_port(), log, worker_class)
+        servers.append(g)
+        return g
+
+    yield _make
+    for g in servers:
+        g.kill9()
+        g.log.close()

@@ -170,7 +170,7 @@ def test_malformed_answers_are_rejected_and_nothing_written(app, participant, h,
 
 def test_answer_for_a_trial_of_another_hit_or_unknown_token_is_refused(app, client, h):
     a = h.Participant(client, "alice")
-    b = h.Participant(client, "bob")
+    b = h.Participant(app.test_client(), "bob")  # (one browser session holds one HIT)
     a.start()
     b.start()
     assert a.token != b.token

@@ -138,3 +138,22 @@ def test_no_study_module_imports_a_private_name_of_another():
             if isinstance(node, ast.ImportFrom) and (node.level or node.module.startswith("study")):
                 bad += [f"{path.name}: {a.name}" for a in node.names if a.name.startswith("_")]
     assert bad == []
+
+
+def test_lease_admin_log_and_storage_settings_are_typed_and_checked(tmp_path):
+    s = _load(tmp_path, {"START_LEASE_SECONDS": "90", "MAX_LEASES_PER_ADDRESS": "0",
+                         "LEASE_LIMIT_EXEMPT": "10.0.0.0/8, 192.168.1.7", "ACCESS_LOG": "off",
+                         "ADMIN_SESSION_SECONDS": "3600", "MIN_FREE_DISK_MB": "0"})  # fmt: skip
+    assert (s.start_lease_seconds, s.max_leases_per_address, s.access_log) == (90, 0, "off")
+    assert s.lease_limit_exempt == ("10.0.0.0/8", "192.168.1.7") and s.admin_session_seconds == 3600
+    assert (s.first_lease_seconds, s.heartbeat_seconds) == (90, 22)
+    assert _load(tmp_path, LEASE_SECONDS=60).first_lease_seconds == 60  # never above LEASE
+    defaults = _load(tmp_path)
+    assert (defaults.first_lease_seconds, defaults.max_leases_per_session) == (300, 1)
+    assert defaults.lease_limit_exempt == ("127.0.0.0/8", "::1/128")
+    with pytest.raises(ValueError, match="LEASE_LIMIT_EXEMPT: 'lab' is not an IP network"):
+        _load(tmp_path, {"LEASE_LIMIT_EXEMPT": "lab"})
+    with pytest.raises(ValueError, match="ACCESS_LOG must be one of 'private', 'full', 'off'"):
+        _load(tmp_path, {"ACCESS_LOG": "verbose"})
+    with pytest.raises(ValueError, match="ADMIN_SESSION_SECONDS must be an integer >= 60"):
+        _load(tmp_path, ADMIN_SESSION_SECONDS=5)

@@ -82,6 +82,29 @@ def test_bot_errors_are_reported_not_raised(live, manifest):
     assert res[0].errors and not res[0].completed
 
 
+def test_a_rerun_with_the_same_seed_sends_fresh_answer_ids_and_resumes(live, h):
+    """A second run with the same prefix and seed resumes the unfinished HITs: its answer ids
+    are fresh (the seed once fixed them, so the rerun hit 409s and left its HITs leased)."""
+    import random
+
+    from study.simulate import run_bot
+
+    app, url = live()
+    first = run_bot(url, "sim0000", {}, False, None, random.Random(7), max_answers=3)
+    again = run_bot(url, "sim0000", {}, False, None, random.Random(7))
+    assert first.answers == 3 and not first.errors
+    assert again.completed and again.answers == 7 and not again.errors, again.errors
+    assert not set(first.acked) & set(again.acked) and h.count_rows(app) == 10
+
+    def sides():
+        with h.engine_of(app).connect() as c:
+            return [r[0] for r in c.exec_driver_sql("SELECT chosen_side FROM answers ORDER BY id")]
+
+    before = sides()
+    replay = run_bot(url, "sim0001", {}, False, None, random.Random(7), max_answers=3)
+    assert replay.answers == 3 and sides()[-3:] == before[:3]  # the seeded choices are kept
+
+
 @pytest.mark.slow
 def test_asap_design_spends_fewer_comparisons_on_easy_pairs(live, manifest, h):
     app, url = live(DESIGN="asap", ASAP_BUDGET=180)
